@@ -1,0 +1,82 @@
+"""Suggestions that honour a study file's ``[search]`` table.
+
+A space is written once, as plain ``knobs.choice`` / ``knobs.log_float`` / ``knobs.float``
+calls; the study file can then, without Python, *fix* a parameter (a scalar), *narrow* the
+choices of a categorical one (a list of names) or narrow the range of a numeric one
+(``[low, high]``). Fixed parameters are still suggested, as one-value distributions, so every
+Optuna trial carries every parameter it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+
+Override = Any  # a scalar (fix), a list of choices, or [low, high]
+
+
+class OverrideError(ValueError):
+    """A ``[search]`` entry that does not fit the parameter it names."""
+
+
+class Knobs:
+    """Wraps an ``optuna.Trial``; every suggestion passes through the overrides."""
+
+    def __init__(self, trial: optuna.Trial, overrides: Mapping[str, Override]) -> None:
+        self.trial = trial
+        self.overrides = overrides
+        self.used: set[str] = set()
+
+    def choice(self, name: str, choices: Sequence[str]) -> str:
+        """A categorical parameter; an override fixes it or picks a subset of ``choices``."""
+        self.used.add(name)
+        allowed = list(choices)
+        if name in self.overrides:
+            wanted = self.overrides[name]
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            bad = [w for w in wanted if w not in choices]
+            if bad or not wanted:
+                raise OverrideError(
+                    f"search.{name}: {bad[0] if bad else '[]'!r} is not a valid choice; "
+                    f"choose from {', '.join(map(str, choices))}"
+                )
+            allowed = wanted
+        return self.trial.suggest_categorical(name, allowed)
+
+    def log_float(self, name: str, low: float, high: float) -> float:
+        """A log-uniform parameter in [low, high]."""
+        return self._float(name, low, high, log=True)
+
+    def float(self, name: str, low: float, high: float) -> float:
+        """A uniform parameter in [low, high]."""
+        return self._float(name, low, high, log=False)
+
+    def _float(self, name: str, low: float, high: float, *, log: bool) -> float:
+        self.used.add(name)
+        if name in self.overrides:
+            low, high = _numeric_range(name, self.overrides[name], log=log)
+        return self.trial.suggest_float(name, low, high, log=log)
+
+
+def _numeric_range(name: str, value: Override, *, log: bool) -> tuple[float, float]:
+    """An override of a numeric parameter as (low, high)."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number:
+        low = high = float(value)
+    elif (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        low, high = float(value[0]), float(value[1])
+    else:
+        raise OverrideError(
+            f"search.{name}: expected a number (to fix it) or [low, high], got {value!r}"
+        )
+    if low > high:
+        raise OverrideError(f"search.{name}: low {low:g} is above high {high:g}")
+    if log and low <= 0:
+        raise OverrideError(f"search.{name}: a log-scale parameter needs low > 0, got {low:g}")
+    return low, high

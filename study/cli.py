@@ -1,0 +1,138 @@
+"""The ``clipstudy`` command: sweep, dashboard, data synth, demo.
+
+Bad input ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from study.errors import UsageError
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
+DEMO_DATA = Path("data/synth")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipstudy", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sweep = commands.add_parser("sweep", help="run or resume a hyperparameter sweep")
+    sweep.add_argument(
+        "config", type=Path, help="study TOML file, or a run directory with --resume"
+    )
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a study-file value",
+    )
+    sweep.add_argument("--name", help="run name (default: study.name of the file)")
+    sweep.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+
+    dash = commands.add_parser("dashboard", help="serve optuna-dashboard for a run directory")
+    dash.add_argument("run_dir", type=Path)
+    dash.add_argument("--port", type=int, default=8080)
+    dash.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it)",
+    )
+
+    data = commands.add_parser("data", help="datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    synth = data_commands.add_parser("synth", help="write the built-in synthetic dataset")
+    synth.add_argument("dir", type=Path)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--n-train", type=int, default=2048)
+    synth.add_argument("--n-retrieval", type=int, default=256)
+    synth.add_argument("--zeroshot-per-class", type=int, default=8)
+    synth.add_argument("--image-size", type=int, default=32)
+
+    demo = commands.add_parser("demo", help="synthesise the data if missing and run the demo sweep")
+    demo.add_argument("--data", type=Path, default=DEMO_DATA)
+    return parser
+
+
+def _resolve_sweep_config(args: argparse.Namespace):
+    from study.config import load_config
+
+    path: Path = args.config
+    if args.resume and path.is_dir():
+        if args.overrides or args.name:
+            raise UsageError("--resume of a run directory takes no --set or --name")
+        return load_config(path / "study.toml")
+    return load_config(path, args.overrides, name=args.name)
+
+
+def _sweep(cfg, *, resume: bool, address: str | None) -> int:
+    from study.runner import run_sweep
+
+    outcome = run_sweep(cfg, resume=resume, address=address)
+    print()
+    for line in outcome.summary.lines(cfg.study.metric):
+        print(line)
+    print(f"trials table: {outcome.run_dir / 'trials.parquet'}")
+    print(f"dashboard:    clipstudy dashboard {outcome.run_dir}")
+    if outcome.interrupted:
+        print(f"interrupted:  continue with `clipstudy sweep {outcome.run_dir} --resume`")
+        return 130
+    return 0
+
+
+def _synth(directory: Path, **kwargs) -> None:
+    from trainables.synth import write_synthetic_dataset
+
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} is not empty; choose a new directory for the dataset")
+    summary = write_synthetic_dataset(directory, **kwargs)
+    print(f"wrote {directory}: {summary}")
+
+
+def _demo(data_dir: Path) -> int:
+    from study.config import load_config
+
+    if not (data_dir / "train.json").is_file():
+        _synth(data_dir)
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    cfg = load_config(DEMO_CONFIG, [f'data.dir="{data_dir}"'], name=name)
+    return _sweep(cfg, resume=False, address=None)
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(_resolve_sweep_config(args), resume=args.resume, address=args.address)
+    if args.command == "dashboard":
+        from study.dashboard import serve
+
+        serve(args.run_dir, host=args.host, port=args.port)
+        return 0
+    if args.command == "data":
+        _synth(
+            args.dir,
+            seed=args.seed,
+            n_train=args.n_train,
+            n_retrieval=args.n_retrieval,
+            zeroshot_per_class=args.zeroshot_per_class,
+            image_size=args.image_size,
+        )
+        return 0
+    return _demo(args.data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(f"clipstudy: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,262 @@
+"""Study files: TOML plus ``--set section.key=value`` overrides -> frozen, validated config.
+
+Sections: ``[study]`` (name, space, metric, ...), ``[scheduler]`` (ASHA over epochs),
+``[resources]`` (per trial, concurrency), ``[data]`` (:class:`trainables.config.DataPaths`),
+``[model]`` (:class:`trainables.model.ModelConfig`), ``[trial]`` (the non-searched fields of
+:class:`trainables.config.TrialConfig`) and ``[search]`` (overrides of the search space: a
+scalar fixes a parameter, a list narrows its choices, ``[low, high]`` narrows its range).
+Everything is checked here, before a run directory or a Ray trial exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces import SearchSpace
+from search_spaces.knobs import OverrideError
+from study.errors import UsageError
+from trainables.config import DataPaths, TrialConfig
+from trainables.model import ModelConfig
+
+METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
+SEARCHED_TRIAL_FIELDS = ("loss", "optimizer", "lr", "weight_decay", "loss_params", "epochs")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str
+    space: str = "demo"
+    metric: str = "r_mean"
+    mode: str = "max"
+    num_samples: int = 12
+    seed: int = 0
+    runs_dir: str = "runs"
+    storage: str = ""  # an SQLAlchemy URL; empty = sqlite file optuna.db in the run directory
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ValueError(f"study.name must be a non-empty word without '/', got {self.name!r}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"study.mode must be 'min' or 'max', got {self.mode!r}")
+        if self.num_samples < 1:
+            raise ValueError(f"study.num_samples must be >= 1, got {self.num_samples}")
+
+
+@dataclass(frozen=True)
+class SchedulerSection:
+    """ASHA over epochs: rungs at grace_period * reduction_factor**k, up to max_epochs."""
+
+    max_epochs: int = 4
+    grace_period: int = 1
+    reduction_factor: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.grace_period <= self.max_epochs:
+            raise ValueError(
+                f"scheduler.grace_period must be in [1, max_epochs={self.max_epochs}], "
+                f"got {self.grace_period}"
+            )
+        if self.reduction_factor < 2:
+            raise ValueError(
+                f"scheduler.reduction_factor must be >= 2, got {self.reduction_factor}"
+            )
+
+
+@dataclass(frozen=True)
+class ResourcesSection:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 2
+    reuse_actors: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_concurrent < 1:
+            raise ValueError(
+                "resources: cpus_per_trial must be > 0, gpus_per_trial >= 0, max_concurrent >= 1"
+            )
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study file, validated."""
+
+    study: StudySection
+    scheduler: SchedulerSection
+    resources: ResourcesSection
+    trial: TrialConfig
+    search: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace(self.study.space, self.search)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.study.runs_dir).resolve() / self.study.name
+
+    @property
+    def storage_url(self) -> str:
+        return self.study.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
+
+
+def _check_type(where: str, value: Any, annotation: Any) -> Any:
+    """``value`` converted to ``annotation`` (int -> float allowed) or UsageError."""
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(annotation)
+    expected = origin or annotation
+    if expected in (typing.Union, types.UnionType):
+        expected = tuple(typing.get_args(annotation))
+    if expected is Mapping:
+        expected = dict
+    ok = isinstance(value, expected) and not (isinstance(value, bool) and annotation is not bool)
+    if not ok:
+        name = getattr(annotation, "__name__", str(annotation))
+        raise UsageError(f"{where} must be of type {name}, got {value!r}")
+    return value
+
+
+def _build(cls: type, section: str, values: Mapping[str, Any], **fixed: Any) -> Any:
+    """Instantiate dataclass ``cls`` from a TOML table with typo hints and type checks."""
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls) if f.name not in fixed]
+    kwargs = dict(fixed)
+    for key, value in values.items():
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise UsageError(
+                f"unknown key {section}.{key}{suggestion} (valid: {', '.join(allowed)})"
+            )
+        kwargs[key] = _check_type(f"{section}.{key}", value, hints[key])
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if required:
+        raise UsageError(f"missing key {section}.{required[0]} in the study file")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """``"section.key=value"`` -> (["section", "key"], value parsed as TOML, else a string)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or "." not in key:
+        raise UsageError(f"--set expects section.key=value, got {assignment!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+SECTIONS = ("study", "scheduler", "resources", "data", "model", "trial", "search")
+
+
+def load_config(path: Path, overrides: list[str] = (), *, name: str | None = None) -> StudyConfig:
+    """Read, override and validate a study file; raises UsageError naming the problem."""
+    if not path.is_file():
+        raise UsageError(
+            f"study file {path} does not exist; pass a TOML file such as configs/demo.toml"
+        )
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"study file {path} is not valid TOML: {exc}") from None
+    for assignment in overrides:
+        keys, value = parse_override(assignment)
+        table = raw
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise UsageError(f"--set {assignment}: {key} is not a table")
+        table[keys[-1]] = value
+    if name is not None:
+        raw.setdefault("study", {})["name"] = name
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
+    """Validate the parsed tables of a study file."""
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            hint = difflib.get_close_matches(section, SECTIONS, n=1)
+            suggestion = f"; did you mean [{hint[0]}]?" if hint else ""
+            raise UsageError(
+                f"unknown section [{section}]{suggestion} (valid: {', '.join(SECTIONS)})"
+            )
+        if not isinstance(table, dict):
+            raise UsageError(f"[{section}] must be a table, got {table!r}")
+    if "data" not in raw:
+        raise UsageError("the study file needs a [data] table with dir = <dataset directory>")
+    study = _build(StudySection, "study", raw.get("study", {"name": ""}))
+    scheduler = _build(SchedulerSection, "scheduler", raw.get("scheduler", {}))
+    resources = _build(ResourcesSection, "resources", raw.get("resources", {}))
+    data = _build(DataPaths, "data", raw["data"])
+    data = dataclasses.replace(data, dir=str(Path(data.dir).resolve()))  # trials run elsewhere
+    model = _build(ModelConfig, "model", raw.get("model", {}))
+    trial_values = raw.get("trial", {})
+    searched = sorted(set(trial_values) & set(SEARCHED_TRIAL_FIELDS))
+    if searched:
+        raise UsageError(
+            f"trial.{searched[0]} is set by the search space; fix it with "
+            f"[search] {searched[0]} = ... instead"
+        )
+    trial = _build(
+        TrialConfig, "trial", trial_values, data=data, model=model, epochs=scheduler.max_epochs
+    )
+    cfg = StudyConfig(study, scheduler, resources, trial, dict(raw.get("search", {})))
+    if cfg.study.metric not in METRIC_MODES:
+        raise UsageError(
+            f"study.metric {cfg.study.metric!r} is not a reported metric; "
+            f"choose one of {', '.join(METRIC_MODES)}"
+        )
+    try:
+        cfg.space.validate()
+    except OverrideError as exc:
+        raise UsageError(str(exc)) from None
+    return cfg
+
+
+def to_toml(cfg: StudyConfig) -> str:
+    """The resolved config as TOML (written to ``study.toml`` in the run directory)."""
+    trial = cfg.trial.to_dict()
+    tables = {
+        "study": dataclasses.asdict(cfg.study),
+        "scheduler": dataclasses.asdict(cfg.scheduler),
+        "resources": dataclasses.asdict(cfg.resources),
+        "data": trial.pop("data"),
+        "model": trial.pop("model"),
+        "trial": {k: v for k, v in trial.items() if k not in SEARCHED_TRIAL_FIELDS},
+        "search": dict(cfg.search),
+    }
+    lines = []
+    for section, values in tables.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

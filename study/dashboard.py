@@ -1,0 +1,30 @@
+"""Serve optuna-dashboard over a run directory's study storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.config import load_config
+from study.errors import UsageError
+
+
+def storage_url_of(run_dir: Path) -> str:
+    """The Optuna storage URL recorded in ``run_dir/study.toml``."""
+    if not (run_dir / "study.toml").is_file():
+        raise UsageError(
+            f"{run_dir} is not a clipstudy run directory (no study.toml); "
+            "pass a directory created by `clipstudy sweep`"
+        )
+    cfg = load_config(run_dir / "study.toml")
+    if not cfg.study.storage and not (run_dir / "optuna.db").is_file():
+        raise UsageError(f"{run_dir} has no optuna.db yet; run the sweep first")
+    return cfg.study.storage or f"sqlite:///{(run_dir / 'optuna.db').resolve()}"
+
+
+def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Block serving the dashboard at http://host:port until interrupted."""
+    from optuna_dashboard import run_server
+
+    url = storage_url_of(run_dir)
+    print(f"optuna-dashboard for {run_dir} at http://{host}:{port}/dashboard (Ctrl-C stops)")
+    run_server(url, host=host, port=port)

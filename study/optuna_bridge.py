@@ -1,0 +1,106 @@
+"""Ray's OptunaSearch, made to tell Optuna the truth about every trial.
+
+Ray's stock searcher tells a trial that ASHA stopped early COMPLETE with its partial-budget
+value and never reports the last result as an intermediate value. :class:`TruthfulOptunaSearch`
+reports every epoch (step = ``epoch``), tells COMPLETE only when the trial ran its full epoch
+budget, PRUNED when the scheduler stopped it earlier, and FAIL with the reason on an error.
+Each Optuna trial carries the user attributes ``loss``, ``optimizer``, ``epochs_completed``,
+``ray_trial_id`` (and ``fail_reason`` for failures).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+log = logging.getLogger(__name__)
+
+
+def failure_reason(error_file: Path) -> str:
+    """The last meaningful line of a Ray trial's error file (the exception message)."""
+    if not error_file.is_file():
+        return "the trial raised an error (no error file found)"
+    lines = [line.strip() for line in error_file.read_text().splitlines() if line.strip()]
+    return lines[-1] if lines else "the trial raised an error"
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    """OptunaSearch with honest trial states (see the module docstring).
+
+    Args:
+        max_epochs: the full epoch budget; a trial that reached it is COMPLETE.
+        trials_dir: the Ray experiment directory, where trial ``<id>`` keeps its ``error.txt``
+            in the folder named by :func:`trial_dirname`.
+        Other arguments as for ``OptunaSearch``.
+    """
+
+    def __init__(self, *args, max_epochs: int, trials_dir: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._trials_dir = trials_dir
+        self._reported_steps: dict[str, set[int]] = {}
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if config is not None:
+            ot_trial = self._ot_trials[trial_id]
+            ot_trial.set_user_attr("ray_trial_id", trial_id)
+            ot_trial.set_user_attr("loss", config.get("loss"))
+            ot_trial.set_user_attr("optimizer", config.get("optimizer"))
+            ot_trial.set_user_attr("epochs_completed", 0)
+        return config
+
+    def _record(self, trial_id: str, result: dict) -> None:
+        """Report ``result``'s metric at step ``epoch`` once, and the epochs completed."""
+        epoch = int(result["epoch"])
+        steps = self._reported_steps.setdefault(trial_id, set())
+        ot_trial = self._ot_trials[trial_id]
+        if epoch not in steps:
+            ot_trial.report(float(result[self.metric]), epoch)
+            steps.add(epoch)
+        ot_trial.set_user_attr("epochs_completed", epoch)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._completed_trials:
+            self._record(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        has_result = bool(result) and "epoch" in result
+        if has_result:
+            self._record(trial_id, result)
+        if error:
+            error_file = Path(self._trials_dir) / trial_dirname_of(trial_id) / "error.txt"
+            ot_trial.set_user_attr("fail_reason", failure_reason(error_file))
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        elif has_result and int(result["epoch"]) >= self._max_epochs:
+            self._ot_study.tell(ot_trial, float(result[self.metric]))
+        else:
+            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+def trial_dirname_of(trial_id: str) -> str:
+    return f"trial_{trial_id}"
+
+
+def trial_dirname(trial) -> str:
+    """Ray ``trial_dirname_creator``: one folder per trial named by its id."""
+    return trial_dirname_of(trial.trial_id)
+
+
+def fail_orphans(study: optuna.Study, reason: str) -> int:
+    """Tell FAIL every trial still RUNNING in ``study`` (no Ray trial will finish it)."""
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", reason)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(orphans)

@@ -1,0 +1,196 @@
+"""A sweep: Ray Tune places the trials, Optuna samples and records them, ASHA stops weak ones.
+
+Flow: check everything (config, data, Ray address) -> create the run directory -> fit a
+``tune.Tuner`` (or restore an interrupted one) -> fail Optuna trials no Ray trial will finish
+-> write ``trials.parquet`` and print the summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from study.config import StudyConfig, to_toml
+from study.errors import UsageError
+from study.optuna_bridge import TruthfulOptunaSearch, fail_orphans, trial_dirname
+from study.ray_env import configure_ray_env
+from study.results import SweepSummary, summarize, trials_table, write_trials
+from trainables.data import DataError
+from trainables.trial_data import load_trial_data
+
+EXPERIMENT = "sweep"
+PROGRESS_COLUMNS = ["epoch", "train_loss", "r_mean", "zs_top1"]
+PROGRESS_PARAMS = ["loss", "optimizer", "lr"]
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    run_dir: Path
+    summary: SweepSummary
+    interrupted: bool
+
+
+def check_data(cfg: StudyConfig) -> None:
+    """Read every annotation file of the study's data; UsageError on any problem."""
+    if not Path(cfg.trial.data.dir).is_dir():
+        raise UsageError(
+            f"data directory {cfg.trial.data.dir} does not exist; "
+            "create it with `clipstudy data synth DIR` or set data.dir"
+        )
+    try:
+        load_trial_data(cfg.trial)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast for a ``host:port`` nobody listens on (ray.init would retry for minutes)."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address!r} ({exc}); "
+            "start one with `ray start --head` or leave out --address"
+        ) from None
+
+
+def start_ray(address: str | None) -> None:
+    """Connect to the cluster at ``address`` or start a local Ray; UsageError if unreachable."""
+    configure_ray_env()
+    if address:
+        check_reachable(address)
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address!r}: {first_line}; "
+            "start one with `ray start --head` or leave out --address"
+        ) from None
+
+
+def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
+    return optuna.storages.RDBStorage(cfg.storage_url)
+
+
+def _tuner(cfg: StudyConfig, resume: bool):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from study.trainable import train_clip
+
+    experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
+    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
+    trainable = tune.with_resources(
+        tune.with_parameters(train_clip, base=cfg.trial.to_dict()), resources
+    )
+    if resume:
+        return tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
+    metric, mode = cfg.study.metric, cfg.study.mode
+    searcher = TruthfulOptunaSearch(
+        space=cfg.space,
+        metric=metric,
+        mode=mode,
+        storage=_storage(cfg),
+        study_name=cfg.study.name,
+        seed=cfg.study.seed,
+        max_epochs=cfg.scheduler.max_epochs,
+        trials_dir=str(experiment_dir),
+    )
+    scheduler = ASHAScheduler(
+        metric=metric,
+        mode=mode,
+        time_attr="epoch",
+        max_t=cfg.scheduler.max_epochs,
+        grace_period=cfg.scheduler.grace_period,
+        reduction_factor=cfg.scheduler.reduction_factor,
+    )
+    reporter = tune.CLIReporter(
+        metric_columns=PROGRESS_COLUMNS,
+        parameter_columns=PROGRESS_PARAMS,
+        max_report_frequency=15,
+        sort_by_metric=True,
+        metric=metric,
+        mode=mode,
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.study.num_samples,
+            max_concurrent_trials=cfg.resources.max_concurrent,
+            reuse_actors=cfg.resources.reuse_actors,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(cfg.run_dir / "ray"),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            progress_reporter=reporter,
+            verbose=1,
+        ),
+    )
+
+
+def prepare_run_dir(cfg: StudyConfig, resume: bool) -> None:
+    """Create the run directory (new sweep) or check it can be resumed."""
+    run_dir = cfg.run_dir
+    if resume:
+        from ray import tune
+
+        if not tune.Tuner.can_restore(str(run_dir / "ray" / EXPERIMENT)):
+            raise UsageError(
+                f"{run_dir} holds no Ray experiment to resume; start a new sweep without --resume"
+            )
+        return
+    if run_dir.exists():
+        raise UsageError(
+            f"run directory {run_dir} already exists; pass --resume to continue it "
+            "or --name to start another"
+        )
+    run_dir.mkdir(parents=True)
+    (run_dir / "study.toml").write_text(to_toml(cfg))
+
+
+def run_sweep(
+    cfg: StudyConfig, *, resume: bool = False, address: str | None = None
+) -> SweepOutcome:
+    """Run (or resume) the sweep of ``cfg``; everything is checked before the run directory
+    is created, so bad input leaves nothing behind."""
+    check_data(cfg)
+    start_ray(address)
+    prepare_run_dir(cfg, resume)
+    try:
+        tuner = _tuner(cfg, resume)
+    except Exception:
+        if not resume:
+            shutil.rmtree(cfg.run_dir, ignore_errors=True)
+        raise
+    results = tuner.fit()
+    study = optuna.load_study(study_name=cfg.study.name, storage=_storage(cfg))
+    finished = results.num_terminated + results.num_errors
+    interrupted = finished < len(results) or len(results) < cfg.study.num_samples
+    if not interrupted:
+        fail_orphans(study, "no Ray trial finished this trial (the sweep was interrupted)")
+    write_trials(trials_table(results, study), cfg.run_dir / "trials.parquet")
+    return SweepOutcome(cfg.run_dir, summarize(study), interrupted)

@@ -1,0 +1,59 @@
+"""Trial checkpoints: everything needed to continue a trial exactly where it stopped.
+
+One file ``state.pt`` per checkpoint directory holding the completed epoch count, the model,
+optimizer, LR schedule and loss state dicts (the loss's per-sample buffers u, b, tau ...) and
+the RNG states of torch, numpy and Python.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class TrainingState:
+    """The mutable objects of a running trial."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def save_checkpoint(directory: Path, state: TrainingState, epochs_done: int) -> Path:
+    """Write ``state`` after ``epochs_done`` completed epochs into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "epochs_done": epochs_done,
+        "model": state.model.state_dict(),
+        "loss": state.loss_fn.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+    }
+    torch.save(payload, directory / STATE_FILE)
+    return directory
+
+
+def load_checkpoint(directory: Path, state: TrainingState) -> int:
+    """Restore ``state`` and the RNGs from ``directory``; returns the completed epoch count."""
+    payload = torch.load(directory / STATE_FILE, weights_only=False)
+    state.model.load_state_dict(payload["model"])
+    state.loss_fn.load_state_dict(payload["loss"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    np.random.set_state(payload["rng"]["numpy"])
+    random.setstate(payload["rng"]["python"])
+    return int(payload["epochs_done"])

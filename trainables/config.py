@@ -1,0 +1,113 @@
+"""The configuration of one trial: where the data is, the model, the loss, the optimizer.
+
+A sweep builds one base :class:`TrialConfig` from the study file and lets each trial override
+the searched fields with :meth:`TrialConfig.with_params` (a flat dict as Ray Tune passes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainables.losses import LOSS_NAMES, loss_defaults
+from trainables.model import ModelConfig
+from trainables.optim import OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The three datasets of a trial, in the formats of reference/losses.md §10.
+
+    Relative paths are taken relative to ``dir``: a CC3M-style train JSON and its image root,
+    a COCO-Karpathy-style retrieval JSON and its image root, an ImageFolder zero-shot tree and
+    its class-name/template file.
+    """
+
+    dir: str
+    train_json: str = "train.json"
+    train_images: str = "."
+    retrieval_json: str = "retrieval.json"
+    retrieval_images: str = "."
+    zeroshot_dir: str = "zeroshot/val"
+    zeroshot_classes: str = "zeroshot/classes.json"
+
+    def path(self, name: str) -> Path:
+        """The absolute path of field ``name`` (for example ``"train_json"``)."""
+        return (Path(self.dir) / getattr(self, name)).resolve()
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one training run needs; validated on construction."""
+
+    data: DataPaths
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "clip"
+    loss_params: Mapping[str, float] = field(default_factory=dict)
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.02
+    momentum: float = 0.9
+    epochs: int = 4
+    batch_size: int = 64
+    warmup_fraction: float = 0.1
+    min_lr_ratio: float = 0.01
+    image_size: int = 32
+    max_length: int = 32
+    seed: int = 0
+    max_bad_image_fraction: float = 0.01
+    num_workers: int = 0
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        unknown = sorted(set(self.loss_params) - set(loss_defaults(self.loss)))
+        if unknown:
+            raise ValueError(
+                f"loss {self.loss!r} has no parameter {unknown[0]!r}; "
+                f"its parameters are {', '.join(loss_defaults(self.loss)) or 'none'}"
+            )
+        positive = ("lr", "epochs", "batch_size", "image_size", "max_length", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"trial.{name} must be > 0, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError("trial.batch_size must be >= 2: contrastive losses need negatives")
+        for name in ("warmup_fraction", "min_lr_ratio", "max_bad_image_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"trial.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.momentum < 0 or self.num_workers < 0:
+            raise ValueError("trial.weight_decay, momentum and num_workers must be >= 0")
+
+    def with_params(self, params: Mapping[str, Any]) -> TrialConfig:
+        """A copy with searched parameters applied.
+
+        Keys naming a field of this class replace it; any other key is a parameter of the
+        (possibly new) loss and goes into ``loss_params``.
+        """
+        fields = {f.name for f in dataclasses.fields(self)} - {"data", "model", "loss_params"}
+        direct = {k: v for k, v in params.items() if k in fields}
+        loss_params = {k: v for k, v in params.items() if k not in fields}
+        return dataclasses.replace(self, **direct, loss_params=loss_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable view (nested dicts)."""
+        out = dataclasses.asdict(self)
+        out["loss_params"] = dict(self.loss_params)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrialConfig:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(values)
+        values["data"] = DataPaths(**values["data"])
+        values["model"] = ModelConfig(**values["model"])
+        return cls(**values)

@@ -1,0 +1,58 @@
+"""Image–text contrastive losses behind one contract (DESIGN.md, "Contracts").
+
+``build_loss(name, num_samples=n, **hparams)`` returns an ``nn.Module`` called as
+``loss_fn(image_emb, text_emb, index, *, epoch=0, image_aug_emb=None, text_aug_emb=None)`` with
+L2-normalised (B, d) embeddings and the (B,) dataset indices of the pairs. It returns a dict of
+scalars: ``loss`` (to backpropagate), ``objective`` (detached; reported as ``train_loss``) and
+detached named terms for logging. Per-sample state lives in registered buffers, so
+``state_dict()`` checkpoints it.
+
+A loss is registered by adding its class to ``_LOSSES``. Its constructor takes the keyword
+``num_samples`` and keyword hyperparameters that all have defaults: those defaults are the
+loss's default hyperparameters (``loss_defaults``).
+"""
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from .clip import CLIPLoss
+from .sogclr import SogCLRLoss
+
+__all__ = ["LOSS_NAMES", "CLIPLoss", "SogCLRLoss", "build_loss", "loss_defaults"]
+
+_LOSSES: dict[str, type[nn.Module]] = {
+    "clip": CLIPLoss,
+    "sogclr": SogCLRLoss,
+}
+LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
+
+
+def loss_defaults(name: str) -> dict[str, Any]:
+    """Default hyperparameters of loss ``name``, e.g. ``{"temperature": 0.01}`` for ``clip``."""
+    parameters = inspect.signature(_loss_class(name)).parameters
+    return {key: p.default for key, p in parameters.items() if key != "num_samples"}
+
+
+def build_loss(name: str, *, num_samples: int, **hparams: Any) -> nn.Module:
+    """Build loss ``name`` for a dataset of ``num_samples`` pairs, overriding its defaults.
+
+    Raises:
+        ValueError: ``name`` is not registered, or a hyperparameter is not one of the loss's.
+    """
+    loss_class = _loss_class(name)
+    valid = loss_defaults(name)
+    unknown = sorted(set(hparams) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for loss {name!r}; "
+            f"valid: {', '.join(valid)}"
+        )
+    return loss_class(num_samples=num_samples, **hparams)
+
+
+def _loss_class(name: str) -> type[nn.Module]:
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSS_NAMES)}")
+    return _LOSSES[name]

@@ -1,0 +1,161 @@
+"""One trial: train a bimodal model with one loss and one optimizer, evaluate every epoch.
+
+The trial knows nothing about Ray. It calls ``report(metrics, checkpoint_dir)`` after every
+epoch, where ``checkpoint_dir`` holds a checkpoint of that epoch (valid only during the call),
+and it resumes from ``resume_from`` when given. The same config and seed give the same metrics.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from trainables.config import TrialConfig
+from trainables.data import collate_pairs
+from trainables.evaluation import evaluate
+from trainables.losses import build_loss
+from trainables.model import BimodalModel
+from trainables.optim import build_optimizer
+from trainables.schedule import warmup_cosine
+from trainables.trial_data import TrialData, load_trial_data
+
+Report = Callable[[dict[str, float], Path], None]
+
+
+class TrialFailure(RuntimeError):
+    """A trial cannot go on (for example too many unreadable images); the message says why."""
+
+
+class EpochOrder(torch.utils.data.Sampler[int]):
+    """A permutation of the dataset drawn from (seed, epoch) alone, so that a resumed trial
+    and a trial of another cell with the same seed see the same data order."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's random module."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
+    """Model, loss, optimizer and schedule of a fresh trial (initialisation fixed by the seed)."""
+    seed_everything(cfg.seed)
+    model = BimodalModel(
+        cfg.model,
+        vocab_size=data.tokenizer.vocab_size,
+        max_length=cfg.max_length,
+        pad_id=data.tokenizer.pad_id,
+    )
+    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_params)
+    optimizer = build_optimizer(
+        cfg.optimizer,
+        model.named_parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+    )
+    steps_per_epoch = len(data.train) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    scheduler = warmup_cosine(
+        optimizer,
+        warmup_steps=round(cfg.warmup_fraction * total),
+        total_steps=total,
+        min_ratio=cfg.min_lr_ratio,
+    )
+    return TrainingState(model, loss_fn, optimizer, scheduler)
+
+
+def _train_one_epoch(
+    cfg: TrialConfig, data: TrialData, state: TrainingState, loader: DataLoader, epoch: int
+) -> dict[str, float]:
+    """One pass over the train pairs; returns train_loss and timing figures."""
+    state.model.train()
+    objective_sum = torch.zeros(())
+    batches = seen = skipped = 0
+    data_time = step_time = 0.0
+    tick = time.perf_counter()
+    for batch, n_skipped in loader:
+        skipped += n_skipped
+        seen += n_skipped + (0 if batch is None else len(batch["index"]))
+        if batch is None or len(batch["index"]) < 2:
+            continue
+        ids, mask = data.tokenizer(batch["caption"])
+        start = time.perf_counter()
+        data_time += start - tick
+        image_emb = state.model.encode_image(batch["image"])
+        text_emb = state.model.encode_text(ids, mask)
+        terms = state.loss_fn(image_emb, text_emb, batch["index"], epoch=epoch)
+        state.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        state.optimizer.step()
+        state.scheduler.step()
+        objective_sum += terms["objective"].detach()
+        batches += 1
+        tick = time.perf_counter()
+        step_time += tick - start
+    if seen and skipped / seen > cfg.max_bad_image_fraction:
+        raise TrialFailure(
+            f"{skipped} of {seen} train images were unreadable in epoch {epoch + 1} "
+            f"({100 * skipped / seen:.1f}% > trial.max_bad_image_fraction "
+            f"{100 * cfg.max_bad_image_fraction:g}%); repair the images or raise the limit"
+        )
+    train_loss = (objective_sum / max(batches, 1)).item()
+    if not np.isfinite(train_loss):
+        raise TrialFailure(
+            f"train loss became {train_loss} in epoch {epoch + 1} "
+            f"(loss {cfg.loss}, optimizer {cfg.optimizer}, lr {cfg.lr:g}); lower the learning rate"
+        )
+    return {
+        "train_loss": train_loss,
+        "skipped_images": float(skipped),
+        "time_data_s": data_time,
+        "time_step_s": step_time,
+    }
+
+
+def run_trial(cfg: TrialConfig, report: Report, resume_from: Path | None = None) -> None:
+    """Train for ``cfg.epochs`` epochs, calling ``report`` after each one.
+
+    Metrics per epoch: ``epoch`` (1-based count of completed epochs), ``train_loss``, the
+    retrieval and zero-shot metrics of :func:`trainables.evaluation.evaluate`, and timings.
+    """
+    data = load_trial_data(cfg)
+    state = build_state(cfg, data)
+    first_epoch = load_checkpoint(resume_from, state) if resume_from else 0
+    order = EpochOrder(len(data.train), cfg.seed)
+    loader = DataLoader(
+        data.train,
+        batch_size=cfg.batch_size,
+        sampler=order,
+        drop_last=True,
+        collate_fn=collate_pairs,
+        num_workers=cfg.num_workers,
+    )
+    for epoch in range(first_epoch, cfg.epochs):
+        order.epoch = epoch
+        metrics = _train_one_epoch(cfg, data, state, loader, epoch)
+        start = time.perf_counter()
+        metrics.update(evaluate(state.model, data, cfg.eval_batch_size))
+        metrics["time_eval_s"] = time.perf_counter() - start
+        metrics["epoch"] = epoch + 1
+        with tempfile.TemporaryDirectory(prefix="clipstudy-ckpt-") as tmp:
+            report(metrics, save_checkpoint(Path(tmp), state, epoch + 1))
