@@ -6,6 +6,7 @@ Bad input ends in one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -64,11 +65,34 @@ def _resolve_sweep_config(args: argparse.Namespace):
     from study.config import load_config
 
     path: Path = args.config
+    if args.resume and not path.exists():
+        raise UsageError(
+            f"run directory {path} does not exist; --resume takes the run directory of an "
+            "interrupted sweep (runs/<name>) or the study file it was started from"
+        )
     if args.resume and path.is_dir():
         if args.overrides or args.name:
             raise UsageError("--resume of a run directory takes no --set or --name")
-        return load_config(path / "study.toml")
+        if not (path / "study.toml").is_file():
+            raise UsageError(
+                f"{path} is not a clipstudy run directory (no study.toml); "
+                "--resume takes a directory created by `clipstudy sweep`"
+            )
+        return _at_run_dir(load_config(path / "study.toml"), path)
     return load_config(path, args.overrides, name=args.name)
+
+
+def _at_run_dir(cfg, run_dir: Path):
+    """``cfg`` (read from ``run_dir/study.toml``) pointing at ``run_dir`` wherever it is now:
+    a relative ``study.runs_dir`` would otherwise be taken from the current directory."""
+    run_dir = run_dir.resolve()
+    if run_dir.name != cfg.study.name:
+        raise UsageError(
+            f"{run_dir} holds study {cfg.study.name!r}; rename the directory back to "
+            f"{cfg.study.name} to resume it"
+        )
+    study = dataclasses.replace(cfg.study, runs_dir=str(run_dir.parent))
+    return dataclasses.replace(cfg, study=study)
 
 
 def _sweep(cfg, *, resume: bool, address: str | None) -> int:

@@ -169,6 +169,11 @@ SECTIONS = ("study", "scheduler", "resources", "data", "model", "trial", "search
 
 def load_config(path: Path, overrides: list[str] = (), *, name: str | None = None) -> StudyConfig:
     """Read, override and validate a study file; raises UsageError naming the problem."""
+    if path.is_dir():
+        raise UsageError(
+            f"{path} is a directory; pass a study TOML file such as configs/demo.toml, "
+            "or add --resume to continue the sweep of a run directory"
+        )
     if not path.is_file():
         raise UsageError(
             f"study file {path} does not exist; pass a TOML file such as configs/demo.toml"
@@ -177,6 +182,8 @@ def load_config(path: Path, overrides: list[str] = (), *, name: str | None = Non
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"study file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read study file {path}: {exc.strerror or exc}") from None
     for assignment in overrides:
         keys, value = parse_override(assignment)
         table = raw

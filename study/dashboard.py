@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from study.config import load_config
@@ -21,10 +22,28 @@ def storage_url_of(run_dir: Path) -> str:
     return cfg.study.storage or f"sqlite:///{(run_dir / 'optuna.db').resolve()}"
 
 
+def check_bindable(host: str, port: int) -> None:
+    """UsageError unless a server could listen on ``host:port`` now (port taken, bad host)."""
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be in 1..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            sock.bind(address)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve the dashboard on {host}:{port} ({exc.strerror or exc}); "
+            "pick another --port or --host"
+        ) from None
+
+
 def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Block serving the dashboard at http://host:port until interrupted."""
     from optuna_dashboard import run_server
 
     url = storage_url_of(run_dir)
+    check_bindable(host, port)
     print(f"optuna-dashboard for {run_dir} at http://{host}:{port}/dashboard (Ctrl-C stops)")
     run_server(url, host=host, port=port)

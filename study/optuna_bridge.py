@@ -6,18 +6,19 @@ reports every epoch (step = ``epoch``), tells COMPLETE only when the trial ran i
 budget, PRUNED when the scheduler stopped it earlier, and FAIL with the reason on an error.
 Each Optuna trial carries the user attributes ``loss``, ``optimizer``, ``epochs_completed``,
 ``ray_trial_id`` (and ``fail_reason`` for failures).
+
+Ray tells the searcher about an error before the error's text is at hand, so failures are
+told by :class:`FailureRecorder`, a Tune callback that runs right after, with the reason.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
-
-log = logging.getLogger(__name__)
 
 
 def failure_reason(error_file: Path) -> str:
@@ -33,15 +34,12 @@ class TruthfulOptunaSearch(OptunaSearch):
 
     Args:
         max_epochs: the full epoch budget; a trial that reached it is COMPLETE.
-        trials_dir: the Ray experiment directory, where trial ``<id>`` keeps its ``error.txt``
-            in the folder named by :func:`trial_dirname`.
         Other arguments as for ``OptunaSearch``.
     """
 
-    def __init__(self, *args, max_epochs: int, trials_dir: str, **kwargs) -> None:
+    def __init__(self, *args, max_epochs: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
-        self._trials_dir = trials_dir
         self._reported_steps: dict[str, set[int]] = {}
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -78,9 +76,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if has_result:
             self._record(trial_id, result)
         if error:
-            error_file = Path(self._trials_dir) / trial_dirname_of(trial_id) / "error.txt"
-            ot_trial.set_user_attr("fail_reason", failure_reason(error_file))
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            pass  # left RUNNING for FailureRecorder, which has the reason
         elif has_result and int(result["epoch"]) >= self._max_epochs:
             self._ot_study.tell(ot_trial, float(result[self.metric]))
         else:
@@ -88,19 +84,35 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
-def trial_dirname_of(trial_id: str) -> str:
-    return f"trial_{trial_id}"
-
-
 def trial_dirname(trial) -> str:
     """Ray ``trial_dirname_creator``: one folder per trial named by its id."""
-    return trial_dirname_of(trial.trial_id)
+    return f"trial_{trial.trial_id}"
+
+
+class FailureRecorder(Callback):
+    """Tells FAIL, with ``fail_reason``, the Optuna trial of a Ray trial that errored."""
+
+    def __init__(self, storage_url: str, study_name: str) -> None:
+        self.storage_url = storage_url
+        self.study_name = study_name
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage_url)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
+                reason = failure_reason(Path(trial.error_file)) if trial.error_file else None
+                fail_trial(study, frozen, reason or "the trial raised an error")
 
 
 def fail_orphans(study: optuna.Study, reason: str) -> int:
     """Tell FAIL every trial still RUNNING in ``study`` (no Ray trial will finish it)."""
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
-        optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", reason)
-        study.tell(trial.number, state=TrialState.FAIL)
+        fail_trial(study, trial, reason)
     return len(orphans)
+
+
+def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    """Record ``reason`` as the user attribute ``fail_reason`` and tell FAIL."""
+    optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", reason)
+    study.tell(trial.number, state=TrialState.FAIL)

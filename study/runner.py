@@ -16,7 +16,12 @@ import optuna
 
 from study.config import StudyConfig, to_toml
 from study.errors import UsageError
-from study.optuna_bridge import TruthfulOptunaSearch, fail_orphans, trial_dirname
+from study.optuna_bridge import (
+    FailureRecorder,
+    TruthfulOptunaSearch,
+    fail_orphans,
+    trial_dirname,
+)
 from study.ray_env import configure_ray_env
 from study.results import SweepSummary, summarize, trials_table, write_trials
 from trainables.data import DataError
@@ -113,7 +118,6 @@ def _tuner(cfg: StudyConfig, resume: bool):
         study_name=cfg.study.name,
         seed=cfg.study.seed,
         max_epochs=cfg.scheduler.max_epochs,
-        trials_dir=str(experiment_dir),
     )
     scheduler = ASHAScheduler(
         metric=metric,
@@ -147,6 +151,7 @@ def _tuner(cfg: StudyConfig, resume: bool):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0),
             progress_reporter=reporter,
+            callbacks=[FailureRecorder(cfg.storage_url, cfg.study.name)],
             verbose=1,
         ),
     )

@@ -1,0 +1,207 @@
+"""End-to-end sweeps through real Ray Tune, real ASHA and a real Optuna SQLite study.
+
+What is proven: Optuna tells the truth (COMPLETE = full budget, PRUNED = stopped by ASHA with
+every epoch as an intermediate value, FAIL with its reason), the user attributes are set, the
+tidy table matches the study, and an interrupted sweep resumes without losing, duplicating or
+leaving RUNNING any trial.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from study.cli import run
+
+MAX_EPOCHS = 3
+
+STUDY_TOML = """
+[study]
+name = "{name}"
+space = "demo"
+metric = "r_mean"
+mode = "max"
+num_samples = {num_samples}
+seed = 0
+runs_dir = "{runs}"
+
+[scheduler]
+max_epochs = {max_epochs}
+grace_period = 1
+reduction_factor = 2
+
+[resources]
+cpus_per_trial = 1
+max_concurrent = 1
+
+[data]
+dir = "{data}"
+
+[model]
+embed_dim = 16
+image_width = 8
+text_width = 16
+text_layers = 1
+text_heads = 1
+
+[trial]
+batch_size = 16
+max_bad_image_fraction = {max_bad}
+
+[search]
+lr = [1e-3, 1e-2]
+optimizer = "adamw"
+"""
+
+
+def write_config(tmp_path: Path, data: Path, *, name: str, num_samples: int, max_bad=0.01):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        STUDY_TOML.format(
+            name=name,
+            num_samples=num_samples,
+            runs=tmp_path / "runs",
+            data=data,
+            max_epochs=MAX_EPOCHS,
+            max_bad=max_bad,
+        )
+    )
+    return path
+
+
+def load_study(run_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+
+
+def assert_truthful(study: optuna.Study) -> None:
+    """Every trial's state follows from its epochs; intermediate values cover every epoch."""
+    for trial in study.trials:
+        attrs = trial.user_attrs
+        assert {"loss", "optimizer", "epochs_completed", "ray_trial_id"} <= set(attrs)
+        epochs = attrs["epochs_completed"]
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
+        if trial.state == TrialState.COMPLETE:
+            assert epochs == MAX_EPOCHS
+            assert trial.value == trial.intermediate_values[MAX_EPOCHS]
+        else:
+            assert trial.state == TrialState.PRUNED
+            assert 1 <= epochs < MAX_EPOCHS
+            assert trial.value == trial.intermediate_values[epochs]
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_dataset, tmp_path_factory):
+    """One sweep of 6 trials, run once for the tests below."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    config = write_config(tmp, tiny_dataset, name="e2e", num_samples=6)
+    code = run(["sweep", str(config)])
+    return code, tmp / "runs" / "e2e", config
+
+
+def test_sweep_records_truthful_states(swept):
+    code, run_dir, _ = swept
+    assert code == 0
+    study = load_study(run_dir)
+    assert len(study.trials) == 6
+    assert_truthful(study)
+    states = {t.state for t in study.trials}
+    assert TrialState.COMPLETE in states and TrialState.PRUNED in states
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert {t.user_attrs["optimizer"] for t in study.trials} == {"adamw"}
+
+
+def test_trials_table_matches_study(swept):
+    _, run_dir, _ = swept
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    study = load_study(run_dir)
+    assert len(table) == sum(t.user_attrs["epochs_completed"] for t in study.trials)
+    assert not table.duplicated(["trial_id", "epoch"]).any()
+    for trial in study.trials:
+        rows = table[table["number"] == trial.number]
+        assert set(rows["state"]) == {trial.state.name}
+        assert rows["r_mean"].tolist() == [trial.intermediate_values[e] for e in rows["epoch"]]
+        assert rows["lr"].iloc[0] == trial.params["lr"]
+
+
+def test_second_sweep_with_same_name_is_refused(swept, capsys):
+    _, run_dir, config = swept
+    with pytest.raises(SystemExit) as exit_info:
+        from study.cli import main
+
+        main(["sweep", str(config)])
+    assert exit_info.value.code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert len(load_study(run_dir).trials) == 6
+
+
+def test_failing_trials_are_told_fail_with_reason(tiny_dataset, tmp_path):
+    data = tmp_path / "broken"
+    shutil.copytree(tiny_dataset, data)
+    for image in (data / "images" / "train").iterdir():
+        image.write_bytes(b"not a png")
+    config = write_config(tmp_path, data, name="broken", num_samples=2)
+    assert run(["sweep", str(config)]) == 0
+    study = load_study(tmp_path / "runs" / "broken")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    for trial in study.trials:
+        assert "unreadable" in trial.user_attrs["fail_reason"]
+        assert "max_bad_image_fraction" in trial.user_attrs["fail_reason"]
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _finished_trials(run_dir: Path) -> int:
+    if not (run_dir / "optuna.db").exists():
+        return 0
+    try:
+        study = load_study(run_dir)
+    except KeyError:
+        return 0
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_path):
+    config = write_config(tmp_path, tiny_dataset, name="resumable", num_samples=5)
+    run_dir = tmp_path / "runs" / "resumable"
+    clipstudy = Path(sys.executable).with_name("clipstudy")
+    process = subprocess.Popen(
+        [str(clipstudy), "sweep", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    before = _finished_trials(run_dir)
+    assert before < 5
+
+    assert run(["sweep", str(run_dir), "--resume"]) == 0
+    study = load_study(run_dir)
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials]
+    assert len(set(ray_ids)) == len(ray_ids) == 5
+    assert all(t.state.is_finished() for t in study.trials)
+    assert_truthful(study)
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert table["trial_id"].nunique() == 5
+    assert not table.duplicated(["trial_id", "epoch"]).any()
