@@ -23,8 +23,9 @@ from typing import Any
 from search_spaces import SearchSpace
 from search_spaces.knobs import OverrideError
 from study.errors import UsageError
+from study.storage import default_storage_url
 from trainables.config import DataPaths, TrialConfig
-from trainables.model import ModelConfig
+from trainables.model_config import ModelConfig
 
 METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
 SEARCHED_TRIAL_FIELDS = ("loss", "optimizer", "lr", "weight_decay", "loss_params", "epochs")
@@ -39,7 +40,7 @@ class StudySection:
     num_samples: int = 12
     seed: int = 0
     runs_dir: str = "runs"
-    storage: str = ""  # an SQLAlchemy URL; empty = sqlite file optuna.db in the run directory
+    storage: str = ""  # "" = run_dir/optuna.db; an SQLAlchemy URL; or "journal:PATH"
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
@@ -104,7 +105,7 @@ class StudyConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.study.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
+        return self.study.storage or default_storage_url(self.run_dir)
 
 
 def _check_type(where: str, value: Any, annotation: Any) -> Any:

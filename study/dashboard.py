@@ -5,8 +5,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import optuna
+
 from study.config import load_config
 from study.errors import UsageError
+from study.storage import JOURNAL_PREFIX, default_storage_url, open_storage
 
 
 def storage_url_of(run_dir: Path) -> str:
@@ -19,7 +22,24 @@ def storage_url_of(run_dir: Path) -> str:
     cfg = load_config(run_dir / "study.toml")
     if not cfg.study.storage and not (run_dir / "optuna.db").is_file():
         raise UsageError(f"{run_dir} has no optuna.db yet; run the sweep first")
-    return cfg.study.storage or f"sqlite:///{(run_dir / 'optuna.db').resolve()}"
+    journal = cfg.study.storage.removeprefix(JOURNAL_PREFIX)
+    if cfg.study.storage.startswith(JOURNAL_PREFIX) and not Path(journal).is_file():
+        raise UsageError(f"the journal file {journal} of {run_dir} does not exist")
+    return cfg.study.storage or default_storage_url(run_dir)
+
+
+def open_dashboard_storage(url: str) -> optuna.storages.BaseStorage:
+    """The storage at ``url``, opened read-mostly as optuna-dashboard opens it (no tables
+    created in a database); UsageError naming the URL if it cannot be opened."""
+    try:
+        if url.startswith(JOURNAL_PREFIX):
+            return open_storage(url)
+        return optuna.storages.RDBStorage(
+            url, skip_compatibility_check=True, skip_table_creation=True
+        )
+    except Exception as exc:  # sqlalchemy, driver and journal errors alike
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"cannot open the Optuna storage {url}: {first_line}") from None
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -43,7 +63,7 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Block serving the dashboard at http://host:port until interrupted."""
     from optuna_dashboard import run_server
 
-    url = storage_url_of(run_dir)
+    storage = open_dashboard_storage(storage_url_of(run_dir))
     check_bindable(host, port)
     print(f"optuna-dashboard for {run_dir} at http://{host}:{port}/dashboard (Ctrl-C stops)")
-    run_server(url, host=host, port=port)
+    run_server(storage, host=host, port=port)

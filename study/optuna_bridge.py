@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from study.storage import open_storage
+
 
 def failure_reason(error_file: Path) -> str:
     """The last meaningful line of a Ray trial's error file (the exception message)."""
@@ -97,7 +99,9 @@ class FailureRecorder(Callback):
         self.study_name = study_name
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        study = optuna.load_study(study_name=self.study_name, storage=self.storage_url)
+        study = optuna.load_study(
+            study_name=self.study_name, storage=open_storage(self.storage_url)
+        )
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
                 reason = failure_reason(Path(trial.error_file)) if trial.error_file else None

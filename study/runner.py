@@ -24,6 +24,7 @@ from study.optuna_bridge import (
 )
 from study.ray_env import configure_ray_env
 from study.results import SweepSummary, summarize, trials_table, write_trials
+from study.storage import open_storage
 from trainables.data import DataError
 from trainables.trial_data import load_trial_data
 
@@ -93,7 +94,7 @@ def start_ray(address: str | None) -> None:
 
 
 def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
-    return optuna.storages.RDBStorage(cfg.storage_url)
+    return open_storage(cfg.storage_url)
 
 
 def _tuner(cfg: StudyConfig, resume: bool):
@@ -157,8 +158,8 @@ def _tuner(cfg: StudyConfig, resume: bool):
     )
 
 
-def prepare_run_dir(cfg: StudyConfig, resume: bool) -> None:
-    """Create the run directory (new sweep) or check it can be resumed."""
+def check_run_dir(cfg: StudyConfig, resume: bool) -> None:
+    """A new sweep needs a fresh run directory; --resume needs a Ray experiment in it."""
     run_dir = cfg.run_dir
     if resume:
         from ray import tune
@@ -167,14 +168,11 @@ def prepare_run_dir(cfg: StudyConfig, resume: bool) -> None:
             raise UsageError(
                 f"{run_dir} holds no Ray experiment to resume; start a new sweep without --resume"
             )
-        return
-    if run_dir.exists():
+    elif run_dir.exists():
         raise UsageError(
             f"run directory {run_dir} already exists; pass --resume to continue it "
             "or --name to start another"
         )
-    run_dir.mkdir(parents=True)
-    (run_dir / "study.toml").write_text(to_toml(cfg))
 
 
 def run_sweep(
@@ -183,8 +181,11 @@ def run_sweep(
     """Run (or resume) the sweep of ``cfg``; everything is checked before the run directory
     is created, so bad input leaves nothing behind."""
     check_data(cfg)
+    check_run_dir(cfg, resume)
     start_ray(address)
-    prepare_run_dir(cfg, resume)
+    if not resume:
+        cfg.run_dir.mkdir(parents=True)
+        (cfg.run_dir / "study.toml").write_text(to_toml(cfg))
     try:
         tuner = _tuner(cfg, resume)
     except Exception:

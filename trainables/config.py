@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.losses import LOSS_NAMES, loss_defaults
-from trainables.model import ModelConfig
+from trainables.model_config import ModelConfig
 from trainables.optim import OPTIMIZERS
 
 

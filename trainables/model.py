@@ -8,36 +8,12 @@ Everything is built from a config: nothing is downloaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Sizes of the two towers. The defaults train on CPU in seconds per epoch."""
-
-    embed_dim: int = 64
-    image_width: int = 32
-    text_width: int = 64
-    text_layers: int = 2
-    text_heads: int = 2
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("embed_dim", "image_width", "text_width", "text_layers", "text_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if self.text_width % self.text_heads:
-            raise ValueError(
-                f"model.text_width ({self.text_width}) must be divisible by "
-                f"model.text_heads ({self.text_heads})"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+from trainables.model_config import ModelConfig
 
 
 def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:

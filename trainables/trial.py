@@ -118,7 +118,13 @@ def _train_one_epoch(
             f"({100 * skipped / seen:.1f}% > trial.max_bad_image_fraction "
             f"{100 * cfg.max_bad_image_fraction:g}%); repair the images or raise the limit"
         )
-    train_loss = (objective_sum / max(batches, 1)).item()
+    if batches == 0:
+        raise TrialFailure(
+            f"epoch {epoch + 1} made no optimizer step: {len(data.train)} train pairs "
+            f"({skipped} unreadable) give no full batch of trial.batch_size {cfg.batch_size} "
+            "(incomplete batches are dropped); lower trial.batch_size or add train data"
+        )
+    train_loss = (objective_sum / batches).item()
     if not np.isfinite(train_loss):
         raise TrialFailure(
             f"train loss became {train_loss} in epoch {epoch + 1} "

@@ -1,0 +1,135 @@
+"""Optimizers by name and their decay / no-decay parameter groups."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainables.checkpoint import STATE_FILE
+from trainables.config import DataPaths, TrialConfig
+from trainables.model import BimodalModel, ModelConfig
+from trainables.optim import OPTIMIZERS, build_optimizer, parameter_groups
+from trainables.trial import build_state, run_trial
+from trainables.trial_data import load_trial_data
+
+TINY_MODEL = ModelConfig(embed_dim=16, image_width=8, text_width=16, text_layers=1, text_heads=1)
+
+
+def tiny_model() -> BimodalModel:
+    torch.manual_seed(0)
+    return BimodalModel(TINY_MODEL, vocab_size=50, max_length=16, pad_id=0)
+
+
+def test_parameter_groups_split_matrices_from_biases_and_norms():
+    model = tiny_model()
+    decay, no_decay = parameter_groups(model.named_parameters(), weight_decay=0.05)
+    assert decay["weight_decay"] == 0.05
+    assert no_decay["weight_decay"] == 0.0
+    decay_ids = {id(p) for p in decay["params"]}
+    no_decay_ids = {id(p) for p in no_decay["params"]}
+    assert not decay_ids & no_decay_ids
+    assert decay_ids | no_decay_ids == {id(p) for p in model.parameters()}
+
+    names = dict(model.named_parameters())
+    group_of = {name: ("decay" if id(p) in decay_ids else "no_decay") for name, p in names.items()}
+    biases = [n for n in names if n.endswith(".bias")]
+    layer_norms = [n for n in names if "LayerNorm.weight" in n]
+    batch_norms = [f"image_encoder.features.{i}.1.weight" for i in range(4)]
+    matrices = [
+        "image_encoder.features.0.0.weight",  # conv kernel (4-D)
+        "image_encoder.projection.weight",
+        "text_encoder.projection.weight",
+        "text_encoder.bert.embeddings.word_embeddings.weight",
+        "text_encoder.bert.embeddings.position_embeddings.weight",
+    ]
+    assert biases and layer_norms and set(batch_norms) <= set(names)
+    for name in biases + layer_norms + batch_norms:
+        assert group_of[name] == "no_decay", name
+    for name in matrices:
+        assert group_of[name] == "decay", name
+    for name, param in names.items():
+        assert group_of[name] == ("decay" if param.ndim >= 2 else "no_decay"), name
+
+
+def test_parameter_groups_leave_out_frozen_parameters():
+    model = tiny_model()
+    model.image_encoder.projection.weight.requires_grad_(False)
+    model.image_encoder.projection.bias.requires_grad_(False)
+    decay, no_decay = parameter_groups(model.named_parameters(), weight_decay=0.1)
+    kept = {id(p) for p in decay["params"] + no_decay["params"]}
+    assert id(model.image_encoder.projection.weight) not in kept
+    assert id(model.image_encoder.projection.bias) not in kept
+    assert len(kept) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_sgd_nesterov_uses_nesterov_momentum():
+    model = tiny_model()
+    optimizer = build_optimizer("sgd_nesterov", model.named_parameters(), lr=0.3, weight_decay=0.01)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
+    for group in optimizer.param_groups:
+        assert group["nesterov"] is True
+        assert group["momentum"] == 0.9
+        assert group["lr"] == 0.3
+
+
+def test_adamw_groups_carry_their_decay():
+    model = tiny_model()
+    optimizer = build_optimizer("adamw", model.named_parameters(), lr=2e-3, weight_decay=0.2)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.2, 0.0]
+    assert all(g["lr"] == 2e-3 for g in optimizer.param_groups)
+
+
+def test_unknown_optimizer_is_a_value_error():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adam'.*adamw.*sgd_nesterov"):
+        build_optimizer("adam", model.named_parameters(), lr=1e-3, weight_decay=0.0)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_one_step_in_a_trial_changes_the_parameters(name, tiny_dataset, tmp_path: Path):
+    """batch_size = the 96 train pairs: the one-epoch trial makes exactly one optimizer step
+    (at the full learning rate: no warm-up steps, cosine at progress 0)."""
+    lr = {"adamw": 1e-3, "sgd_nesterov": 0.1}[name]
+    cfg = TrialConfig(
+        data=DataPaths(str(tiny_dataset)),
+        model=TINY_MODEL,
+        optimizer=name,
+        lr=lr,
+        epochs=1,
+        batch_size=96,
+        eval_batch_size=128,
+    )
+    model = build_state(cfg, load_trial_data(cfg)).model
+    initial = {k: v.detach().clone() for k, v in model.named_parameters()}
+
+    def keep(_metrics, checkpoint_dir: Path) -> None:
+        shutil.copytree(checkpoint_dir, tmp_path / "ckpt")
+
+    run_trial(cfg, keep)
+    payload = torch.load(tmp_path / "ckpt" / STATE_FILE, weights_only=False)
+    assert payload["scheduler"]["last_epoch"] == 1  # one scheduler step, so one optimizer step
+    after = payload["model"]
+
+    changed = [k for k, v in initial.items() if not torch.equal(v, after[k])]
+    assert len(changed) >= 0.9 * len(initial), sorted(set(initial) - set(changed))
+    for key in ("image_encoder.projection.weight", "text_encoder.projection.weight"):
+        assert key in changed
+    assert all(torch.isfinite(after[k]).all() for k in initial)
+
+    optimizer_state = payload["optimizer"]["state"]
+    assert optimizer_state, "the optimizer took no step"
+    if name == "adamw":
+        assert {float(s["step"]) for s in optimizer_state.values()} == {1.0}
+        # AdamW's first step moves each element by at most lr (|m̂ / √v̂| ≤ 1) plus the decay.
+        for key, before in initial.items():
+            bound = lr * (1 + cfg.weight_decay * before.abs()) + 1e-7  # + float32 rounding
+            assert ((after[key] - before).abs() <= bound).all(), key
+        biggest = max((after[k] - v).abs().max().item() for k, v in initial.items())
+        assert biggest > 0.5 * lr
+    else:
+        assert all("momentum_buffer" in s for s in optimizer_state.values())
