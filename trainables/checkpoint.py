@@ -2,7 +2,7 @@
 
 One file ``state.pt`` per checkpoint directory holding the completed epoch count, the model,
 optimizer, LR schedule and loss state dicts (the loss's per-sample buffers u, b, tau ...) and
-the RNG states of torch, numpy and Python.
+the RNG states of torch (CPU and CUDA), numpy and Python.
 """
 
 from __future__ import annotations
@@ -40,15 +40,17 @@ def save_checkpoint(directory: Path, state: TrainingState, epochs_done: int) -> 
             "torch": torch.get_rng_state(),
             "numpy": np.random.get_state(),
             "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
     }
     torch.save(payload, directory / STATE_FILE)
     return directory
 
 
-def load_checkpoint(directory: Path, state: TrainingState) -> int:
-    """Restore ``state`` and the RNGs from ``directory``; returns the completed epoch count."""
-    payload = torch.load(directory / STATE_FILE, weights_only=False)
+def load_checkpoint(directory: Path, state: TrainingState, device: torch.device) -> int:
+    """Restore ``state`` (on ``device``) and the RNGs from ``directory``; returns the
+    completed epoch count."""
+    payload = torch.load(directory / STATE_FILE, map_location=device, weights_only=False)
     state.model.load_state_dict(payload["model"])
     state.loss_fn.load_state_dict(payload["loss"])
     state.optimizer.load_state_dict(payload["optimizer"])
@@ -56,4 +58,6 @@ def load_checkpoint(directory: Path, state: TrainingState) -> int:
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
+    if payload["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
     return int(payload["epochs_done"])

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainables.losses import LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import OPTIMIZERS
@@ -61,8 +63,11 @@ class TrialConfig:
     max_bad_image_fraction: float = 0.01
     num_workers: int = 0
     eval_batch_size: int = 256
+    device: str = "auto"  # "auto" = cuda when Ray (or the machine) gives this trial a GPU
 
     def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}")
         if self.optimizer not in OPTIMIZERS:
@@ -86,6 +91,12 @@ class TrialConfig:
                 raise ValueError(f"trial.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.weight_decay < 0 or self.momentum < 0 or self.num_workers < 0:
             raise ValueError("trial.weight_decay, momentum and num_workers must be >= 0")
+
+    def torch_device(self) -> torch.device:
+        """The device to train on: ``device``, with auto = cuda if one is visible."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     def with_params(self, params: Mapping[str, Any]) -> TrialConfig:
         """A copy with searched parameters applied.

@@ -15,9 +15,10 @@ from trainables.trial_data import TrialData
 def _encode_images(model: BimodalModel, images: ImageList, batch_size: int):
     """(n, d) image embeddings and (n,) labels (-1 where the list has none)."""
     loader = DataLoader(images, batch_size=batch_size, shuffle=False)
+    device = next(model.parameters()).device
     embeddings, labels = [], []
     for batch in loader:
-        embeddings.append(model.encode_image(batch["image"]))
+        embeddings.append(model.encode_image(batch["image"].to(device)))
         labels.append(batch["label"])
     return torch.cat(embeddings), torch.cat(labels)
 
@@ -25,11 +26,13 @@ def _encode_images(model: BimodalModel, images: ImageList, batch_size: int):
 def _text_encoder(model: BimodalModel, tokenizer: CaptionTokenizer, batch_size: int):
     """A function mapping a list of texts to (n, d) text embeddings."""
 
+    device = next(model.parameters()).device
+
     def encode(texts: list[str]) -> torch.Tensor:
         chunks = []
         for start in range(0, len(texts), batch_size):
             ids, mask = tokenizer(texts[start : start + batch_size])
-            chunks.append(model.encode_text(ids, mask))
+            chunks.append(model.encode_text(ids.to(device), mask.to(device)))
         return torch.cat(chunks)
 
     return encode
@@ -44,11 +47,11 @@ def evaluate(model: BimodalModel, data: TrialData, batch_size: int) -> dict[str,
 
     image_emb, _ = _encode_images(model, data.retrieval_images, batch_size)
     sims = image_emb @ encode_text(data.retrieval_texts).T
-    metrics = retrieval_metrics(sims, data.txt2img, data.img2txt)
+    metrics = retrieval_metrics(sims.cpu(), data.txt2img, data.img2txt)
 
     zs_emb, zs_labels = _encode_images(model, data.zeroshot_images, batch_size)
     classes = class_embeddings(encode_text, data.zeroshot.classes, data.zeroshot.templates)
-    metrics.update(zeroshot_topk(zs_emb @ classes.T, zs_labels))
+    metrics.update(zeroshot_topk((zs_emb @ classes.T).cpu(), zs_labels))
 
     model.train(was_training)
     return metrics

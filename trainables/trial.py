@@ -59,13 +59,14 @@ def seed_everything(seed: int) -> None:
 def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
     """Model, loss, optimizer and schedule of a fresh trial (initialisation fixed by the seed)."""
     seed_everything(cfg.seed)
+    device = cfg.torch_device()
     model = BimodalModel(
         cfg.model,
         vocab_size=data.tokenizer.vocab_size,
         max_length=cfg.max_length,
         pad_id=data.tokenizer.pad_id,
-    )
-    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_params)
+    ).to(device)
+    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_params).to(device)
     optimizer = build_optimizer(
         cfg.optimizer,
         model.named_parameters(),
@@ -88,8 +89,9 @@ def _train_one_epoch(
     cfg: TrialConfig, data: TrialData, state: TrainingState, loader: DataLoader, epoch: int
 ) -> dict[str, float]:
     """One pass over the train pairs; returns train_loss and timing figures."""
+    device = cfg.torch_device()
     state.model.train()
-    objective_sum = torch.zeros(())
+    objective_sum = torch.zeros((), device=device)
     batches = seen = skipped = 0
     data_time = step_time = 0.0
     tick = time.perf_counter()
@@ -101,9 +103,9 @@ def _train_one_epoch(
         ids, mask = data.tokenizer(batch["caption"])
         start = time.perf_counter()
         data_time += start - tick
-        image_emb = state.model.encode_image(batch["image"])
-        text_emb = state.model.encode_text(ids, mask)
-        terms = state.loss_fn(image_emb, text_emb, batch["index"], epoch=epoch)
+        image_emb = state.model.encode_image(batch["image"].to(device, non_blocking=True))
+        text_emb = state.model.encode_text(ids.to(device), mask.to(device))
+        terms = state.loss_fn(image_emb, text_emb, batch["index"].to(device), epoch=epoch)
         state.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         state.optimizer.step()
@@ -146,7 +148,7 @@ def run_trial(cfg: TrialConfig, report: Report, resume_from: Path | None = None)
     """
     data = load_trial_data(cfg)
     state = build_state(cfg, data)
-    first_epoch = load_checkpoint(resume_from, state) if resume_from else 0
+    first_epoch = load_checkpoint(resume_from, state, cfg.torch_device()) if resume_from else 0
     order = EpochOrder(len(data.train), cfg.seed)
     loader = DataLoader(
         data.train,
@@ -155,6 +157,7 @@ def run_trial(cfg: TrialConfig, report: Report, resume_from: Path | None = None)
         drop_last=True,
         collate_fn=collate_pairs,
         num_workers=cfg.num_workers,
+        pin_memory=cfg.torch_device().type == "cuda",
     )
     for epoch in range(first_epoch, cfg.epochs):
         order.epoch = epoch
