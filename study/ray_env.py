@@ -8,9 +8,8 @@ RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # bind local Ray to 127.0.0.1
     "RAY_AUTH_MODE": "disabled",  # no token file under ~/.ray
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AIR_NEW_OUTPUT": "0",  # use the concise CLIReporter table
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no Ray tables; study.progress prints
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0",
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }

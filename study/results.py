@@ -65,6 +65,7 @@ class SweepSummary:
     best_value: float | None
     best_params: dict
     best_number: int | None
+    best_ray_trial_id: str | None = None
 
     def lines(self, metric: str) -> list[str]:
         counts = ", ".join(f"{state} {n}" for state, n in self.counts.items())
@@ -73,7 +74,10 @@ class SweepSummary:
             out.append("best: no trial ran its full epoch budget (no COMPLETE trial)")
         else:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_params.items())
-            out.append(f"best: trial {self.best_number}, {metric} = {self.best_value:.2f}")
+            out.append(
+                f"best: trial {self.best_number} (ray {self.best_ray_trial_id}), "
+                f"{metric} = {self.best_value:.2f}"
+            )
             out.append(f"      {params}")
         return out
 
@@ -93,7 +97,9 @@ def summarize(study: optuna.Study) -> SweepSummary:
     if not complete:
         return SweepSummary(counts, None, {}, None)
     best = study.best_trial
-    return SweepSummary(counts, best.value, dict(best.params), best.number)
+    return SweepSummary(
+        counts, best.value, dict(best.params), best.number, best.user_attrs.get("ray_trial_id")
+    )
 
 
 def write_trials(table: pd.DataFrame, path: Path) -> Path:

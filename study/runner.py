@@ -22,6 +22,7 @@ from study.optuna_bridge import (
     fail_orphans,
     trial_dirname,
 )
+from study.progress import ProgressPrinter
 from study.ray_env import configure_ray_env
 from study.results import SweepSummary, summarize, trials_table, write_trials
 from study.storage import open_storage
@@ -29,8 +30,6 @@ from trainables.data import DataError
 from trainables.trial_data import load_trial_data
 
 EXPERIMENT = "sweep"
-PROGRESS_COLUMNS = ["epoch", "train_loss", "r_mean", "zs_top1"]
-PROGRESS_PARAMS = ["loss", "optimizer", "lr"]
 
 
 @dataclass(frozen=True)
@@ -128,14 +127,6 @@ def _tuner(cfg: StudyConfig, resume: bool):
         grace_period=cfg.scheduler.grace_period,
         reduction_factor=cfg.scheduler.reduction_factor,
     )
-    reporter = tune.CLIReporter(
-        metric_columns=PROGRESS_COLUMNS,
-        parameter_columns=PROGRESS_PARAMS,
-        max_report_frequency=15,
-        sort_by_metric=True,
-        metric=metric,
-        mode=mode,
-    )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -151,9 +142,11 @@ def _tuner(cfg: StudyConfig, resume: bool):
             storage_path=str(cfg.run_dir / "ray"),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0),
-            progress_reporter=reporter,
-            callbacks=[FailureRecorder(cfg.storage_url, cfg.study.name)],
-            verbose=1,
+            callbacks=[
+                FailureRecorder(cfg.storage_url, cfg.study.name),
+                ProgressPrinter(metric, mode, cfg.scheduler.max_epochs),
+            ],
+            verbose=0,
         ),
     )
 
