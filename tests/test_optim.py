@@ -11,7 +11,7 @@ import torch
 from trainables.checkpoint import STATE_FILE
 from trainables.config import DataPaths, TrialConfig
 from trainables.model import BimodalModel, ModelConfig
-from trainables.optim import OPTIMIZERS, build_optimizer, parameter_groups
+from trainables.optim import OPTIMIZERS, build_optimizer, loss_parameter_groups, parameter_groups
 from trainables.trial import build_state, run_trial
 from trainables.trial_data import load_trial_data
 
@@ -86,7 +86,7 @@ def test_adamw_groups_carry_their_decay():
 
 def test_unknown_optimizer_is_a_value_error():
     model = tiny_model()
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adam'.*adamw.*sgd_nesterov"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adam'.*adamw.*lamb.*radam"):
         build_optimizer("adam", model.named_parameters(), lr=1e-3, weight_decay=0.0)
 
 
@@ -94,7 +94,7 @@ def test_unknown_optimizer_is_a_value_error():
 def test_one_step_in_a_trial_changes_the_parameters(name, tiny_dataset, tmp_path: Path):
     """batch_size = the 96 train pairs: the one-epoch trial makes exactly one optimizer step
     (at the full learning rate: no warm-up steps, cosine at progress 0)."""
-    lr = {"adamw": 1e-3, "sgd_nesterov": 0.1}[name]
+    lr = {"sgd_nesterov": 0.1, "sgdp": 0.1, "lion": 1e-4}.get(name, 1e-3)
     cfg = TrialConfig(
         data=DataPaths(str(tiny_dataset)),
         model=TINY_MODEL,
@@ -131,5 +131,39 @@ def test_one_step_in_a_trial_changes_the_parameters(name, tiny_dataset, tmp_path
             assert ((after[key] - before).abs() <= bound).all(), key
         biggest = max((after[k] - v).abs().max().item() for k, v in initial.items())
         assert biggest > 0.5 * lr
+    elif name in ("sgd_nesterov", "sgdp"):
+        assert all("momentum" in key for s in optimizer_state.values() for key in s)
     else:
-        assert all("momentum_buffer" in s for s in optimizer_state.values())
+        assert all(s for s in optimizer_state.values()), "every parameter has moment state"
+
+
+class _LossWithGroups(torch.nn.Module):
+    """A loss with a scalar parameter (default group) and a sub-network with its own group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(()))
+        self.net = torch.nn.Linear(4, 1)
+
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.net.parameters()), "lr": lr * 0.1, "weight_decay": 1e-3}]
+
+
+def test_loss_parameters_join_the_optimizer_in_their_groups():
+    model = torch.nn.Linear(4, 4)
+    loss_fn = _LossWithGroups()
+    optimizer = build_optimizer(
+        "adamw",
+        model.named_parameters(),
+        lr=1e-2,
+        weight_decay=0.1,
+        extra_groups=loss_parameter_groups(loss_fn, 1e-2),
+    )
+    groups = [
+        (g["lr"], g["weight_decay"], {id(p) for p in g["params"]}) for g in optimizer.param_groups
+    ]
+    assert (1e-2, 0.1, {id(model.weight)}) in groups
+    assert (1e-2, 0.0, {id(model.bias)}) in groups
+    assert (1e-3, 1e-3, {id(p) for p in loss_fn.net.parameters()}) in groups
+    assert (1e-2, 0.0, {id(loss_fn.scale)}) in groups
+    assert len(groups) == 4

@@ -2,14 +2,30 @@
 
 Only parameters with two or more dimensions (weight matrices, conv kernels, embeddings) decay;
 1-D parameters (biases, LayerNorm/BatchNorm scales and shifts) form a group with decay 0,
-as in the reference optimizer factory.
+as in the reference optimizer factory. A loss's own parameters (a learnable temperature,
+SigLIP's scale and bias) join at decay 0, except those the loss places in groups of its own
+through ``loss.optimizer_groups(lr)`` (the TempGenerator: its own lr and decay).
+
+Where each optimizer comes from:
+
+- ``sgd_nesterov``, ``adamw``, ``radam``: ``torch.optim``.
+- ``adamp``, ``sgdp``: ``adamp``, the package of the AdamP paper's authors (clovaai), with the
+  reference code's settings (AdamP: wd_ratio 0.01, nesterov; SGDP: momentum, nesterov).
+- ``lion``: ``lion-pytorch`` (lucidrains), the implementation the Lion paper's README points
+  to; betas (0.9, 0.99).
+- ``lamb``: ``timm.optim.Lamb``, maintained with timm (bias correction, eps 1e-6, gradient
+  clipping at norm 1), instead of the unmaintained torch-optimizer package or apex's
+  CUDA-only FusedLAMB that the reference used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
+from adamp import SGDP, AdamP
+from lion_pytorch import Lion
+from timm.optim import Lamb
 from torch import nn
 
 ParamGroups = list[dict]
@@ -27,6 +43,15 @@ def parameter_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weigh
     ]
 
 
+def loss_parameter_groups(loss_fn: nn.Module, lr: float) -> ParamGroups:
+    """Groups for the parameters of ``loss_fn``: its own ``optimizer_groups(lr)`` if it has
+    them, and every other trainable loss parameter at weight decay 0."""
+    groups = list(loss_fn.optimizer_groups(lr)) if hasattr(loss_fn, "optimizer_groups") else []
+    placed = {id(p) for group in groups for p in group["params"]}
+    rest = [p for p in loss_fn.parameters() if p.requires_grad and id(p) not in placed]
+    return [*groups, {"params": rest, "weight_decay": 0.0}]
+
+
 def _adamw(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=lr)
 
@@ -35,9 +60,34 @@ def _sgd_nesterov(groups: ParamGroups, lr: float, momentum: float) -> torch.opti
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
 
 
+def _radam(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
+    return torch.optim.RAdam(groups, lr=lr)
+
+
+def _adamp(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
+    return AdamP(groups, lr=lr, wd_ratio=0.01, nesterov=True)
+
+
+def _sgdp(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
+    return SGDP(groups, lr=lr, momentum=momentum, nesterov=True)
+
+
+def _lion(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
+    return Lion(groups, lr=lr, betas=(0.9, 0.99))
+
+
+def _lamb(groups: ParamGroups, lr: float, momentum: float) -> torch.optim.Optimizer:
+    return Lamb(groups, lr=lr)
+
+
 OPTIMIZERS: dict[str, Callable[[ParamGroups, float, float], torch.optim.Optimizer]] = {
-    "adamw": _adamw,
     "sgd_nesterov": _sgd_nesterov,
+    "adamw": _adamw,
+    "adamp": _adamp,
+    "sgdp": _sgdp,
+    "lion": _lion,
+    "lamb": _lamb,
+    "radam": _radam,
 }
 
 
@@ -48,8 +98,11 @@ def build_optimizer(
     lr: float,
     weight_decay: float,
     momentum: float = 0.9,
+    extra_groups: Sequence[dict] = (),
 ) -> torch.optim.Optimizer:
-    """The optimizer ``name`` over the decay / no-decay groups of ``named_parameters``."""
+    """The optimizer ``name`` over the decay / no-decay groups of ``named_parameters`` plus
+    ``extra_groups`` (for example :func:`loss_parameter_groups`); empty groups are dropped."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](parameter_groups(named_parameters, weight_decay), lr, momentum)
+    groups = [*parameter_groups(named_parameters, weight_decay), *extra_groups]
+    return OPTIMIZERS[name]([g for g in groups if g["params"]], lr, momentum)

@@ -23,7 +23,7 @@ from trainables.data import collate_pairs
 from trainables.evaluation import evaluate
 from trainables.losses import build_loss
 from trainables.model import BimodalModel
-from trainables.optim import build_optimizer
+from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.schedule import warmup_cosine
 from trainables.trial_data import TrialData, load_trial_data
 
@@ -73,6 +73,7 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
         momentum=cfg.momentum,
+        extra_groups=loss_parameter_groups(loss_fn, cfg.lr),
     )
     steps_per_epoch = len(data.train) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
