@@ -27,6 +27,7 @@ METRIC_COLUMNS = [
     "zs_top10",
     "time_data_s",
     "time_step_s",
+    "time_views_s",
     "time_eval_s",
     "time_this_iter_s",
 ]

@@ -17,6 +17,7 @@ import torch
 from trainables.losses import LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import OPTIMIZERS
+from trainables.views import VIEW_MODES
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,13 @@ class TrialConfig:
     num_workers: int = 0
     eval_batch_size: int = 256
     device: str = "auto"  # "auto" = cuda when Ray (or the machine) gives this trial a GPU
+    view_mode: str = "batch"  # augmented image views: one operation per "batch" or "sample"
 
     def __post_init__(self) -> None:
+        if self.view_mode not in VIEW_MODES:
+            raise ValueError(
+                f"trial.view_mode must be one of {', '.join(VIEW_MODES)}, got {self.view_mode!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")
         if self.loss not in LOSS_NAMES:

@@ -21,11 +21,12 @@ from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoin
 from trainables.config import TrialConfig
 from trainables.data import collate_pairs
 from trainables.evaluation import evaluate
-from trainables.losses import build_loss
+from trainables.losses import build_loss, loss_defaults
 from trainables.model import BimodalModel
 from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.schedule import warmup_cosine
 from trainables.trial_data import TrialData, load_trial_data
+from trainables.views import ImageViews, text_views
 
 Report = Callable[[dict[str, float], Path], None]
 
@@ -66,7 +67,10 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         max_length=cfg.max_length,
         pad_id=data.tokenizer.pad_id,
     ).to(device)
-    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_params).to(device)
+    loss_params = dict(cfg.loss_params)
+    if "embed_dim" in loss_defaults(cfg.loss):  # a loss with a network on the embeddings
+        loss_params.setdefault("embed_dim", cfg.model.embed_dim)
+    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **loss_params).to(device)
     optimizer = build_optimizer(
         cfg.optimizer,
         model.named_parameters(),
@@ -86,17 +90,41 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
     return TrainingState(model, loss_fn, optimizer, scheduler)
 
 
+class ViewMaker:
+    """The augmented views x' and t' of a batch, made only for losses with ``needs_views``."""
+
+    def __init__(self, cfg: TrialConfig, data: TrialData) -> None:
+        self.cfg, self.data = cfg, data
+        self.images = ImageViews(cfg.image_size, cfg.view_mode)
+        self.seconds = 0.0
+
+    def embed(self, model: BimodalModel, batch: dict, epoch: int, step: int) -> dict:
+        """``{"image_aug_emb": (B, d), "text_aug_emb": (B, d)}`` for the loss."""
+        start = time.perf_counter()
+        where = {"seed": self.cfg.seed, "epoch": epoch, "step": step}
+        images = self.images(batch["image"], **where)
+        texts = text_views(self.data.train.records, batch["index"].tolist(), **where)
+        ids, mask = self.data.tokenizer(texts)
+        self.seconds += time.perf_counter() - start
+        device = self.cfg.torch_device()
+        return {
+            "image_aug_emb": model.encode_image(images.to(device, non_blocking=True)),
+            "text_aug_emb": model.encode_text(ids.to(device), mask.to(device)),
+        }
+
+
 def _train_one_epoch(
     cfg: TrialConfig, data: TrialData, state: TrainingState, loader: DataLoader, epoch: int
 ) -> dict[str, float]:
     """One pass over the train pairs; returns train_loss and timing figures."""
     device = cfg.torch_device()
+    views = ViewMaker(cfg, data) if getattr(state.loss_fn, "needs_views", False) else None
     state.model.train()
     objective_sum = torch.zeros((), device=device)
     batches = seen = skipped = 0
     data_time = step_time = 0.0
     tick = time.perf_counter()
-    for batch, n_skipped in loader:
+    for step, (batch, n_skipped) in enumerate(loader):
         skipped += n_skipped
         seen += n_skipped + (0 if batch is None else len(batch["index"]))
         if batch is None or len(batch["index"]) < 2:
@@ -106,7 +134,9 @@ def _train_one_epoch(
         data_time += start - tick
         image_emb = state.model.encode_image(batch["image"].to(device, non_blocking=True))
         text_emb = state.model.encode_text(ids.to(device), mask.to(device))
-        terms = state.loss_fn(image_emb, text_emb, batch["index"].to(device), epoch=epoch)
+        augmented = views.embed(state.model, batch, epoch, step) if views else {}
+        index = batch["index"].to(device)
+        terms = state.loss_fn(image_emb, text_emb, index, epoch=epoch, **augmented)
         state.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         state.optimizer.step()
@@ -138,6 +168,7 @@ def _train_one_epoch(
         "skipped_images": float(skipped),
         "time_data_s": data_time,
         "time_step_s": step_time,
+        "time_views_s": views.seconds if views else 0.0,  # part of time_step_s
     }
 
 
