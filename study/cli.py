@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     synth = data_commands.add_parser("synth", help="write the built-in synthetic dataset")
     synth.add_argument("dir", type=Path)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--n-train", type=int, default=2048)
+    synth.add_argument("--n-train", type=int, default=4096)
     synth.add_argument("--n-retrieval", type=int, default=256)
     synth.add_argument("--zeroshot-per-class", type=int, default=8)
     synth.add_argument("--image-size", type=int, default=32)

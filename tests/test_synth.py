@@ -21,6 +21,9 @@ from trainables.synth import (
     COLOURS,
     POSITION_WORDS,
     SHAPE_WORDS,
+    SHAPES,
+    SIZE_WORDS,
+    ZEROSHOT_TEMPLATES,
     Scene,
     SceneObject,
     describe,
@@ -30,6 +33,7 @@ from trainables.synth import (
 
 SMALL = {"n_train": 6, "n_retrieval": 3, "zeroshot_per_class": 1}
 COLOUR_WORDS = set(COLOURS) | set(BACKGROUNDS)
+N_CLASSES = len(COLOURS) * len(SHAPES)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -45,20 +49,21 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     write_synthetic_dataset(tmp_path / "b", seed=3, **SMALL)
     write_synthetic_dataset(tmp_path / "c", seed=4, **SMALL)
     a, b, c = (_files(tmp_path / name) for name in "abc")
-    assert len(a) == 6 + 3 + 40 + 4  # images + train.json, retrieval.json, classes.json, README
+    # images + train.json, retrieval.json, classes.json, README
+    assert len(a) == 6 + 3 + N_CLASSES + 4
     assert a == b
     assert a.keys() == c.keys()
     assert a["train.json"] != c["train.json"]
     differing = [k for k in a if k.endswith(".png") and a[k] != c[k]]
-    assert len(differing) == 6 + 3 + 40
+    assert len(differing) == 6 + 3 + N_CLASSES
     assert summary == {
         "seed": 3,
         "train_images": 6,
         "train_captions": 30,
         "retrieval_images": 3,
         "retrieval_captions": 15,
-        "zeroshot_classes": 40,
-        "zeroshot_images": 40,
+        "zeroshot_classes": N_CLASSES,
+        "zeroshot_images": N_CLASSES,
     }
 
 
@@ -104,9 +109,10 @@ def test_retrieval_and_train_images_differ(tiny_dataset):
 
 def test_zeroshot_tree_matches_classes_json(tiny_dataset):
     spec = read_zeroshot_classes(tiny_dataset / "zeroshot" / "classes.json")
-    assert len(spec.classes) == len(set(spec.classes)) == len(COLOURS) * len(SHAPE_WORDS)
+    assert len(spec.classes) == len(set(spec.classes)) == N_CLASSES
     assert "red circle" in spec.classes
     assert len(spec.templates) >= 5
+    assert list(spec.templates) == list(ZEROSHOT_TEMPLATES)
     root = tiny_dataset / "zeroshot" / "val"
     folders = sorted(p.name for p in root.iterdir())
     assert folders == [f"c{i:03d}" for i in range(len(spec.classes))]
@@ -119,24 +125,50 @@ def test_zeroshot_tree_matches_classes_json(tiny_dataset):
 def test_render_puts_the_named_colours_where_the_caption_says():
     scene = Scene((SceneObject("square", "red", "large", (1, 1)),), "gray", "plain")
     pixels = np.asarray(render(scene, 48)).astype(int)
-    assert np.abs(pixels[24, 24] - COLOURS["red"]).max() <= 2
-    assert np.abs(pixels[2, 2] - BACKGROUNDS["gray"]).max() <= 2
-    assert np.abs(pixels[2, 45] - BACKGROUNDS["gray"]).max() <= 2
+    assert np.abs(pixels[36, 36] - COLOURS["red"]).max() <= 2  # centre of the bottom right cell
+    for y, x in [(2, 2), (2, 45), (45, 2), (24, 24)]:
+        assert np.abs(pixels[y, x] - BACKGROUNDS["gray"]).max() <= 2
+
+
+def _mask(shape: str) -> np.ndarray:
+    """Pixels of a large blue ``shape`` in the top left cell of a plain gray 32 px scene."""
+    scene = Scene((SceneObject(shape, "blue", "large", (0, 0)),), "gray", "plain")
+    pixels = np.asarray(render(scene, 32)).astype(int)
+    return np.abs(pixels - COLOURS["blue"]).max(axis=2) <= 40
+
+
+def test_every_shape_renders_large_and_distinct():
+    masks = {shape: _mask(shape) for shape in SHAPES}
+    for shape, mask in masks.items():
+        assert mask.sum() >= 40, shape  # a large object covers tens of pixels at 32 px
+        assert not mask[:, 16:].any() and not mask[16:, :].any(), shape  # inside its cell
+    for i, a in enumerate(SHAPES):
+        for b in SHAPES[i + 1 :]:
+            assert (masks[a] != masks[b]).sum() >= 12, (a, b)
+    assert not masks["ring"][8, 8] and masks["circle"][8, 8]  # the ring has a hole
+
+
+def test_shape_synonyms_contain_the_class_name_and_prompts_name_the_size():
+    assert set(SHAPE_WORDS) == set(SHAPES)
+    for shape, words in SHAPE_WORDS.items():
+        assert all(shape in w.split() for w in words), shape
+    size_words = {w for words in SIZE_WORDS.values() for w in words}
+    assert all(set(t.split()) & size_words and "{}" in t for t in ZEROSHOT_TEMPLATES)
 
 
 def test_captions_of_a_crowded_scene_name_everything_within_30_words():
     objects = (
-        SceneObject("triangle", "orange", "small", (0, 0)),
-        SceneObject("diamond", "purple", "large", (2, 2)),
-        SceneObject("cross", "yellow", "small", (0, 2)),
+        SceneObject("triangle", "red", "small", (0, 0)),
+        SceneObject("diamond", "blue", "large", (1, 1)),
+        SceneObject("star", "yellow", "small", (0, 1)),
     )
-    scene = Scene(objects, "beige", "striped")
+    scene = Scene(objects, "brown", "striped")
     rng = np.random.default_rng(0)
     for _ in range(20):
         for caption in describe(scene, rng, 6):
             words = pre_caption(caption, max_words=100)
             assert len(words.split()) <= 30, caption
-            assert _colour_words(caption) == {"orange", "purple", "yellow", "beige"}
+            assert _colour_words(caption) == {"red", "blue", "yellow", "brown"}
             for obj in objects:
                 assert any(re.search(rf"\b{w}\b", words) for w in POSITION_WORDS[obj.cell])
                 assert any(w in words for w in SHAPE_WORDS[obj.shape])
