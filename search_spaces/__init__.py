@@ -15,9 +15,11 @@ import optuna
 
 from search_spaces.demo import demo_space
 from search_spaces.knobs import Knobs, Override, OverrideError
+from search_spaces.seeds import seeds_space
 
 SPACES: dict[str, Callable[[Knobs], None]] = {
     "demo": demo_space,
+    "seeds": seeds_space,
 }
 
 __all__ = ["SPACES", "Knobs", "OverrideError", "SearchSpace"]
@@ -36,22 +38,30 @@ class SearchSpace:
                 f"unknown search space {self.name!r}; choose one of {', '.join(SPACES)}"
             )
 
-    def __call__(self, trial: optuna.Trial) -> None:
-        SPACES[self.name](Knobs(trial, self.overrides))
+    def __call__(self, trial: optuna.Trial) -> dict | None:
+        """Suggest a config; returns the constants (loss, optimizer of a ``cell``) if any."""
+        knobs = Knobs(trial, self.overrides)
+        SPACES[self.name](knobs)
+        return knobs.constants or None
 
-    def validate(self, n_trials: int = 64, seed: int = 0) -> set[str]:
-        """Sample the space with a random sampler to check the overrides before any trial.
-
-        Raises OverrideError for an override that does not fit its parameter or that names no
-        parameter the space uses; returns the names of the parameters seen.
-        """
+    def sample(self, n_trials: int = 64, seed: int = 0) -> tuple[list[dict], set[str]]:
+        """Configs drawn by a random sampler (as Ray passes them to a trial) and the names of
+        the parameters the space used; raises OverrideError for an override that does not fit."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        used: set[str] = set()
+        configs, used = [], set()
         for _ in range(n_trials):
-            knobs = Knobs(study.ask(), self.overrides)
+            trial = study.ask()
+            knobs = Knobs(trial, self.overrides)
             SPACES[self.name](knobs)
             used |= knobs.used
+            configs.append({**trial.params, **knobs.constants})
+        return configs, used
+
+    def validate(self, n_trials: int = 64, seed: int = 0) -> set[str]:
+        """Check the overrides before any trial: each must fit its parameter and name one the
+        space uses. Returns the names of the parameters seen."""
+        _, used = self.sample(n_trials, seed)
         for name in self.overrides:
             if name not in used:
                 hint = difflib.get_close_matches(name, sorted(used), n=1)

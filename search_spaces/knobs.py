@@ -3,8 +3,13 @@
 A space is written once, as plain ``knobs.choice`` / ``knobs.log_float`` / ``knobs.float``
 calls; the study file can then, without Python, *fix* a parameter (a scalar), *narrow* the
 choices of a categorical one (a list of names) or narrow the range of a numeric one
-(``[low, high]``). Fixed parameters are still suggested, as one-value distributions, so every
-Optuna trial carries every parameter it used.
+(``[low, high]``, intersected with the space's own range). Fixed parameters are still
+suggested, as one-value distributions, so every Optuna trial carries every parameter it used.
+
+The loss and optimizer are drawn by :meth:`Knobs.cell`; ``cells = ["loss:optimizer", ...]``
+in ``[search]`` restricts a study to chosen (loss, optimizer) pairs instead of the product of
+the two lists (Optuna forbids categorical choices that change from trial to trial, so the
+pairs become one categorical parameter ``cell``).
 """
 
 from __future__ import annotations
@@ -28,8 +33,29 @@ class Knobs:
         self.trial = trial
         self.overrides = overrides
         self.used: set[str] = set()
+        self.constants: dict[str, Any] = {}
 
-    def choice(self, name: str, choices: Sequence[str]) -> str:
+    def cell(self, losses: Sequence[str], optimizers: Sequence[str]) -> tuple[str, str]:
+        """The (loss, optimizer) of the trial: two categorical parameters ``loss`` and
+        ``optimizer``, or one parameter ``cell`` when the overrides list ``cells``."""
+        if "cells" not in self.overrides:
+            return self.choice("loss", losses), self.choice("optimizer", optimizers)
+        self.used.add("cells")
+        cells = self.overrides["cells"]
+        if not isinstance(cells, list) or not cells:
+            raise OverrideError('search.cells: expected a list such as ["sogclr:adamw"]')
+        for cell in cells:
+            loss, _, optimizer = str(cell).partition(":")
+            if loss not in losses or optimizer not in optimizers:
+                raise OverrideError(
+                    f"search.cells: {cell!r} is not loss:optimizer with a loss among "
+                    f"{', '.join(losses)} and an optimizer among {', '.join(optimizers)}"
+                )
+        loss, _, optimizer = self.trial.suggest_categorical("cell", cells).partition(":")
+        self.constants.update(loss=loss, optimizer=optimizer)
+        return loss, optimizer
+
+    def choice(self, name: str, choices: Sequence[Any]) -> Any:
         """A categorical parameter; an override fixes it or picks a subset of ``choices``."""
         self.used.add(name)
         allowed = list(choices)
@@ -56,8 +82,23 @@ class Knobs:
     def _float(self, name: str, low: float, high: float, *, log: bool) -> float:
         self.used.add(name)
         if name in self.overrides:
-            low, high = _numeric_range(name, self.overrides[name], log=log)
+            low, high = _narrowed(name, self.overrides[name], low, high, log=log)
         return self.trial.suggest_float(name, low, high, log=log)
+
+
+def _narrowed(name: str, value: Override, low: float, high: float, *, log: bool):
+    """The override of a numeric parameter: a fixed value as (v, v), or [low, high]
+    intersected with the space's range (low_space, high_space)."""
+    new_low, new_high = _numeric_range(name, value, log=log)
+    if new_low == new_high:
+        return new_low, new_high
+    narrowed = max(low, new_low), min(high, new_high)
+    if narrowed[0] > narrowed[1]:
+        raise OverrideError(
+            f"search.{name}: [{new_low:g}, {new_high:g}] does not overlap the space's range "
+            f"[{low:g}, {high:g}]; fix a value instead to leave the range"
+        )
+    return narrowed
 
 
 def _numeric_range(name: str, value: Override, *, log: bool) -> tuple[float, float]:

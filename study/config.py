@@ -25,6 +25,7 @@ from search_spaces.knobs import OverrideError
 from study.errors import UsageError
 from study.storage import default_storage_url
 from trainables.config import DataPaths, TrialConfig
+from trainables.losses import build_loss
 from trainables.model_config import ModelConfig
 
 METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
@@ -237,7 +238,23 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         cfg.space.validate()
     except OverrideError as exc:
         raise UsageError(str(exc)) from None
+    check_sampled_configs(cfg)
     return cfg
+
+
+def check_sampled_configs(cfg: StudyConfig, n_trials: int = 64) -> None:
+    """Build the trial config and the loss of configs the space samples, so that a space and
+    overrides that can produce an invalid trial (say tau_min >= tau_max) fail here."""
+    configs, _ = cfg.space.sample(n_trials, seed=cfg.study.seed)
+    for params in configs:
+        try:
+            trial = cfg.trial.with_params(params)
+            build_loss(trial.loss, num_samples=2, **trial.loss_kwargs())
+        except ValueError as exc:
+            raise UsageError(
+                f"search space {cfg.study.space!r} with [search] {dict(cfg.search)} can give "
+                f"an invalid trial ({exc}); narrow or fix the parameters involved"
+            ) from None
 
 
 def to_toml(cfg: StudyConfig) -> str:

@@ -79,7 +79,12 @@ class NaiveSogCLR:
 
 def test_registry_names_and_defaults():
     assert {"clip", "sogclr"} <= set(LOSS_NAMES)
-    assert loss_defaults("clip") == {"temperature": 0.01}
+    assert loss_defaults("clip") == {
+        "temperature": 0.01,
+        "learnable_temperature": False,
+        "min_temperature": 0.001,
+        "max_temperature": 0.5,
+    }
     assert loss_defaults("sogclr") == {"temperature": 0.01, "gamma": 0.8, "eps": 1e-8}
     loss_fn = build_loss("sogclr", num_samples=3, gamma=0.5)
     assert loss_fn.gamma == 0.5
@@ -102,15 +107,23 @@ def test_unknown_hparam_names_it_and_the_valid_ones():
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_every_loss_follows_the_contract(name):
-    loss_fn = build_loss(name, num_samples=10)
+    sized = {"embed_dim": 8} if "embed_dim" in loss_defaults(name) else {}
+    loss_fn = build_loss(name, num_samples=10, **sized)
     image, text = leaves(unit_rows(4, 8, seed=0).float(), unit_rows(4, 8, seed=1).float())
-    out = loss_fn(image, text, torch.tensor([7, 2, 0, 9]), epoch=0)
+    views = {}
+    if getattr(loss_fn, "needs_views", False):  # losses over augmented views get them
+        image_aug, text_aug = leaves(
+            unit_rows(4, 8, seed=2).float(), unit_rows(4, 8, seed=3).float()
+        )
+        views = {"image_aug_emb": image_aug, "text_aug_emb": text_aug}
+    out = loss_fn(image, text, torch.tensor([7, 2, 0, 9]), epoch=0, **views)
     assert {"loss", "objective"} <= set(out)
     assert all(value.ndim == 0 and torch.isfinite(value) for value in out.values())
     assert all(not value.requires_grad for key, value in out.items() if key != "loss")
     out["loss"].backward()
     assert image.grad is not None
     assert text.grad is not None
+    assert all(view.grad is not None for view in views.values())
 
 
 # --- clip -------------------------------------------------------------------------------------

@@ -29,7 +29,10 @@ def test_defaults_are_valid_and_frozen():
     ("overrides", "pattern"),
     [
         ({"loss": "infonce"}, r"unknown loss 'infonce'; choose one of clip, sogclr"),
-        ({"optimizer": "adam"}, r"unknown optimizer 'adam'; choose one of sgd_nesterov, adamw, adamp"),
+        (
+            {"optimizer": "adam"},
+            r"unknown optimizer 'adam'; choose one of sgd_nesterov, adamw, adamp",
+        ),
         ({"loss_params": {"gamma": 0.5}}, r"loss 'clip' has no parameter 'gamma'.*temperature"),
         (
             {"loss": "sogclr", "loss_params": {"tau": 0.1}},

@@ -98,6 +98,14 @@ class TrialConfig:
         if self.weight_decay < 0 or self.momentum < 0 or self.num_workers < 0:
             raise ValueError("trial.weight_decay, momentum and num_workers must be >= 0")
 
+    def loss_kwargs(self) -> dict[str, Any]:
+        """Hyperparameters for ``build_loss``: ``loss_params`` plus, for a loss with a network
+        on the embeddings (the TempGenerator), the model's ``embed_dim``."""
+        kwargs = dict(self.loss_params)
+        if "embed_dim" in loss_defaults(self.loss):
+            kwargs.setdefault("embed_dim", self.model.embed_dim)
+        return kwargs
+
     def torch_device(self) -> torch.device:
         """The device to train on: ``device``, with auto = cuda if one is visible."""
         if self.device == "auto":
@@ -107,10 +115,12 @@ class TrialConfig:
     def with_params(self, params: Mapping[str, Any]) -> TrialConfig:
         """A copy with searched parameters applied.
 
-        Keys naming a field of this class replace it; any other key is a parameter of the
-        (possibly new) loss and goes into ``loss_params``.
+        Keys naming a field of this class replace it; ``cell`` ("loss:optimizer", the pair a
+        search space drew, which it also passes as ``loss`` and ``optimizer``) is skipped; any
+        other key is a parameter of the (possibly new) loss and goes into ``loss_params``.
         """
         fields = {f.name for f in dataclasses.fields(self)} - {"data", "model", "loss_params"}
+        params = {k: v for k, v in params.items() if k != "cell"}
         direct = {k: v for k, v in params.items() if k in fields}
         loss_params = {k: v for k, v in params.items() if k not in fields}
         return dataclasses.replace(self, **direct, loss_params=loss_params)

@@ -21,7 +21,7 @@ from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoin
 from trainables.config import TrialConfig
 from trainables.data import collate_pairs
 from trainables.evaluation import evaluate
-from trainables.losses import build_loss, loss_defaults
+from trainables.losses import build_loss
 from trainables.model import BimodalModel
 from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.schedule import warmup_cosine
@@ -67,10 +67,7 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         max_length=cfg.max_length,
         pad_id=data.tokenizer.pad_id,
     ).to(device)
-    loss_params = dict(cfg.loss_params)
-    if "embed_dim" in loss_defaults(cfg.loss):  # a loss with a network on the embeddings
-        loss_params.setdefault("embed_dim", cfg.model.embed_dim)
-    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **loss_params).to(device)
+    loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_kwargs()).to(device)
     optimizer = build_optimizer(
         cfg.optimizer,
         model.named_parameters(),

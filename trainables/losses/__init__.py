@@ -17,7 +17,12 @@ from typing import Any
 
 from torch import nn
 
+from .amclr import AmCLRLoss, XAmCLRLoss
 from .clip import CLIPLoss
+from .cyclip import CyCLIPLoss
+from .isogclr import ISogCLRLoss
+from .isogclr_tempnet import ISogCLRTempNetLoss
+from .siglip import SigLIPLoss
 from .sogclr import SogCLRLoss
 
 __all__ = ["LOSS_NAMES", "CLIPLoss", "SogCLRLoss", "build_loss", "loss_defaults"]
@@ -25,6 +30,12 @@ __all__ = ["LOSS_NAMES", "CLIPLoss", "SogCLRLoss", "build_loss", "loss_defaults"
 _LOSSES: dict[str, type[nn.Module]] = {
     "clip": CLIPLoss,
     "sogclr": SogCLRLoss,
+    "cyclip": CyCLIPLoss,
+    "isogclr": ISogCLRLoss,
+    "isogclr_tempnet": ISogCLRTempNetLoss,
+    "siglip": SigLIPLoss,
+    "amclr": AmCLRLoss,
+    "xamclr": XAmCLRLoss,
 }
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 

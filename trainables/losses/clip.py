@@ -1,4 +1,6 @@
-"""CLIP: symmetric InfoNCE with a fixed temperature (reference losses.md §3.1)."""
+"""CLIP: symmetric InfoNCE, fixed or learnable temperature (reference losses.md §3.1, §7)."""
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +15,34 @@ def similarity_matrix(image_emb: Tensor, text_emb: Tensor) -> Tensor:
     return image_emb @ text_emb.T
 
 
+def symmetric_cross_entropy(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(L_I→T, L_T→I) of (B, B) logits whose diagonal holds the positives: mean cross-entropy of
+    the rows (image anchors) and of the columns (text anchors)."""
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+
+
+class _InwardClamp(torch.autograd.Function):
+    """``x.clamp(low, high)`` whose gradient passes inside [low, high] and, outside, only when a
+    descent step (x − lr·grad) moves x back towards the interval; it is blocked when it would
+    push x further out. A parameter that an optimizer step carried past a bound therefore
+    neither moves the clamped value nor gets stuck out there."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, low: float, high: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        outward = ((x > ctx.high) & (grad < 0)) | ((x < ctx.low) & (grad > 0))
+        return torch.where(outward, torch.zeros_like(grad), grad), None, None
+
+
 class CLIPLoss(nn.Module):
-    """Symmetric InfoNCE (Radford et al. 2021; Ref ``CLIP_Loss``), fixed temperature τ.
+    """Symmetric InfoNCE (Radford et al. 2021; Ref ``CLIP_Loss``), temperature τ.
 
     With S = image_emb @ text_embᵀ, shape (B, B), and logits S/τ::
 
@@ -22,21 +50,58 @@ class CLIPLoss(nn.Module):
         L_T→I = -(1/B) Σ_i log[ exp(s_ii/τ) / Σ_j exp(s_ji/τ) ]    (columns: text anchors)
         L     = ½ (L_I→T + L_T→I)
 
+    Fixed τ by default. With ``learnable_temperature`` τ is learnt as in open_clip: the scalar
+    parameter ``logit_scale`` holds log(1/τ), initialised to log(1/``temperature``), and the
+    logits are S·exp(c) with c = clamp(logit_scale, log(1/τ_max), log(1/τ_min)), so τ stays in
+    [``min_temperature``, ``max_temperature``]. The clamp is applied in forward (not to the
+    parameter): inside the bounds it is the identity with gradient 1; outside (after an
+    optimizer step overshot a bound) τ is the bound's and the gradient reaches ``logit_scale``
+    only when it points back inside, so the parameter never sticks beyond a bound. Give
+    ``logit_scale`` no weight decay (it is the only parameter; fixed τ has none).
+
     Args:
         num_samples: dataset size (unused: CLIP keeps no per-sample state).
-        temperature: τ > 0.
+        temperature: τ > 0 when fixed; the initial τ when learnable.
+        learnable_temperature: learn τ through ``logit_scale``.
+        min_temperature, max_temperature: bounds of a learnable τ, 0 < min ≤ temperature ≤ max
+            (unused when τ is fixed).
 
     Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised; ``index`` (B,) is unused, as are
     ``epoch`` and the augmented views. Returns ``loss`` = L, ``objective`` = L (detached) and the
-    detached terms ``image_to_text`` = L_I→T, ``text_to_image`` = L_T→I. The gradient scales like
-    1/τ (§3.7).
+    detached terms ``image_to_text`` = L_I→T, ``text_to_image`` = L_T→I and ``temperature`` = the
+    τ used (after the clamp). The gradient in the embeddings scales like 1/τ (§3.7).
     """
 
-    def __init__(self, *, num_samples: int, temperature: float = 0.01) -> None:
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        temperature: float = 0.01,
+        learnable_temperature: bool = False,
+        min_temperature: float = 0.001,
+        max_temperature: float = 0.5,
+    ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
+        self.learnable_temperature = learnable_temperature
+        if learnable_temperature:
+            if not 0 < min_temperature <= temperature <= max_temperature:
+                raise ValueError(
+                    "a learnable temperature needs 0 < min_temperature <= temperature <= "
+                    f"max_temperature, got {min_temperature}, {temperature}, {max_temperature}"
+                )
+            self.min_temperature = min_temperature
+            self.max_temperature = max_temperature
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
+
+    def scale(self) -> Tensor:
+        """exp(c) = 1/τ, with the clamp and gradient rule of the class docstring (learnable τ)."""
+        bounded = _InwardClamp.apply(
+            self.logit_scale, math.log(1 / self.max_temperature), math.log(1 / self.min_temperature)
+        )
+        return bounded.exp()
 
     def forward(
         self,
@@ -48,14 +113,20 @@ class CLIPLoss(nn.Module):
         image_aug_emb: Tensor | None = None,
         text_aug_emb: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        logits = similarity_matrix(image_emb, text_emb) / self.temperature
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        image_to_text = F.cross_entropy(logits, labels)
-        text_to_image = F.cross_entropy(logits.T, labels)
+        if self.learnable_temperature:
+            scale = self.scale()
+            # scaling the (B, d) image rows, not the (B, B) logits: d(loss)/d(scale) costs B·d
+            logits = similarity_matrix(image_emb * scale, text_emb)
+            temperature = 1 / scale.detach()
+        else:
+            logits = similarity_matrix(image_emb, text_emb) / self.temperature
+            temperature = logits.new_full((), self.temperature)
+        image_to_text, text_to_image = symmetric_cross_entropy(logits)
         loss = (image_to_text + text_to_image) / 2
         return {
             "loss": loss,
             "objective": loss.detach(),
             "image_to_text": image_to_text.detach(),
             "text_to_image": text_to_image.detach(),
+            "temperature": temperature,
         }

@@ -42,33 +42,38 @@ class GCLEstimator(nn.Module):
         w_ij = exp(z_ij − b_i) / (u_i + ε)   for j ≠ i,   w_ii = 0
 
     and returns w (B, B). ``log_mean`` returns log u_i + b_i ≈ log E_{j≠i} exp(h_ij/τ).
+
+    With ``directions=k`` the buffers have shape (k, num_samples), one row per anchor direction
+    (e.g. image and text anchors), and ``update`` takes z of shape (k, B, B) and returns w of
+    that shape: k independent estimators updated by one set of tensor operations.
     """
 
-    def __init__(self, num_samples: int, eps: float) -> None:
+    def __init__(self, num_samples: int, eps: float, directions: int | None = None) -> None:
         super().__init__()
         self.eps = eps
-        self.register_buffer("u", torch.zeros(num_samples))
-        self.register_buffer("b", torch.zeros(num_samples))
+        shape = (num_samples,) if directions is None else (directions, num_samples)
+        self.register_buffer("u", torch.zeros(shape))
+        self.register_buffer("b", torch.zeros(shape))
 
     @torch.no_grad()
     def update(self, scaled_diffs: Tensor, index: Tensor, gamma: float) -> Tensor:
         scaled_diffs = scaled_diffs.to(self.u.dtype)
-        batch_size = scaled_diffs.shape[0]
-        b_old = self.b[index]
-        b_new = torch.maximum(b_old, scaled_diffs.amax(dim=1))
-        negatives = off_diagonal_mask(batch_size, scaled_diffs.device)
-        exp_diffs = torch.exp(scaled_diffs - b_new[:, None]) * negatives
-        g = exp_diffs.sum(dim=1) / (batch_size - 1)
-        u_new = (1 - gamma) * self.u[index] * torch.exp(b_old - b_new) + gamma * g
-        self.u.index_copy_(0, index, u_new)
-        self.b.index_copy_(0, index, b_new)
-        return exp_diffs / (u_new[:, None] + self.eps)
+        batch_size = scaled_diffs.shape[-1]
+        b_old = self.b[..., index]
+        b_new = torch.maximum(b_old, scaled_diffs.amax(dim=-1))
+        exp_diffs = torch.exp(scaled_diffs - b_new[..., None])
+        exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()  # negatives only: j ≠ i
+        g = exp_diffs.sum(dim=-1) / (batch_size - 1)
+        u_new = (1 - gamma) * self.u[..., index] * torch.exp(b_old - b_new) + gamma * g
+        self.u.index_copy_(-1, index, u_new)
+        self.b.index_copy_(-1, index, b_new)
+        return exp_diffs.div_(u_new[..., None] + self.eps)
 
     def log_mean(self, index: Tensor) -> Tensor:
         """log u_i + b_i for ``index`` (B,); u is floored at the smallest normal float, so an
         underflowed u gives a finite (upper-bound) value instead of −∞."""
-        u = self.u[index].clamp_min(torch.finfo(self.u.dtype).tiny)
-        return torch.log(u) + self.b[index]
+        u = self.u[..., index].clamp_min(torch.finfo(self.u.dtype).tiny)
+        return torch.log(u) + self.b[..., index]
 
 
 class SogCLRLoss(nn.Module):

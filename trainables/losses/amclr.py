@@ -1,0 +1,386 @@
+"""AmCLR and xAmCLR: SogCLR over original and augmented views (reference losses.md §4.2).
+
+Views: x (``image_emb``), x' (``image_aug_emb``), t (``text_emb``), t' (``text_aug_emb``), all
+L2-normalised (B, d). A *term* is an ordered pair (anchor view a, candidate view c) with anchor
+differences h^{a→c}_ij = <a_i, c_j> − <a_i, c_i> and the SogCLR surrogate of §3.2 with its own
+moving-average estimator. Terms, in the fixed processing order (that of the reference code,
+image-anchored terms first; ``term_names`` spells them)::
+
+    AmCLR  (8):  x→t, x→t', x'→t, x'→t',                t→x, t→x', t'→x, t'→x'
+    xAmCLR (12): x→t, x→t', x'→t, x'→t', x→x', x'→x,    t→x, t→x', t'→x, t'→x', t→t', t'→t
+
+Computation: one product [x; x'] @ [t; t']ᵀ/τ (2B, 2B) holds all four cross-modal blocks; for
+xAmCLR one batched product [x; t'] @ [x'; t]ᵀ/τ (2, B, B) holds the intra-modal ones. The
+image-anchored terms are stacked as (T/2, B, B) with anchors along rows, the text-anchored ones
+with anchors along *columns* (the blocks' own layout, so no transposed copies except for x'→x and
+t'→t), and each stack is updated by one batched estimator call. The surrogate's gradient goes
+through a detached coefficient matrix on each product (loss = <coef, product>), so autograd only
+differentiates the matmuls. No host syncs.
+"""
+
+import torch
+from torch import Tensor, nn
+
+from .clip import similarity_matrix
+
+_IMAGE_CROSS_TERMS = (  # (anchor, candidate), order of the blocks [a, c] of [x; x'] @ [t; t']ᵀ
+    ("image", "text"),
+    ("image", "text_aug"),
+    ("image_aug", "text"),
+    ("image_aug", "text_aug"),
+)
+_TEXT_CROSS_TERMS = (  # blocks [a, c] read as text anchors c: order (c, a)
+    ("text", "image"),
+    ("text", "image_aug"),
+    ("text_aug", "image"),
+    ("text_aug", "image_aug"),
+)
+_IMAGE_INTRA_TERMS = (("image", "image_aug"), ("image_aug", "image"))
+_TEXT_INTRA_TERMS = (("text", "text_aug"), ("text_aug", "text"))
+
+
+class _TermEstimators(nn.Module):
+    """Moving averages u·exp(b) ≈ E_{j≠i} exp(h_ij/τ) for the T terms of one anchor modality.
+
+    Buffers ``u`` and ``b`` of shape (G, num_samples), both starting at 0, indexed by the pair's
+    dataset index. The T = G·m terms are grouped in order: array g serves terms g·m … g·m + m − 1,
+    which update it **sequentially** in that order within a step (m = 1: every term has its own
+    array, the plain SogCLR update of ``GCLEstimator`` applied to each term; G = 1, m = T: the
+    reference's shared array). For term k of a group, with z_k = h_k/τ::
+
+        b_k = max(b_{k−1}, max_j z_k,ij)                       (b_{−1} = stored b)
+        g_k = (1/(B−1)) Σ_{j≠i} exp(z_k,ij − b_k)
+        u_k = (1−γ)·u_{k−1}·exp(b_{k−1} − b_k) + γ·g_k         (u_{−1} = stored u)
+        w_k,ij = exp(z_k,ij − b_k) / (u_k + ε),  w_k,ii = 0
+
+    and u_{m−1}, b_{m−1} are stored. For m > 1 the recurrence is evaluated in closed form,
+    u_k = (1−γ)^{k+1} u_{−1} e^{b_{−1}−b_k} + Σ_{l≤k} γ(1−γ)^{k−l} g_l e^{b_l−b_k}, with
+    the coefficients precomputed for γ (from epoch 1 on) and γ = 1 (epoch 0: u_k = g_k).
+    """
+
+    def __init__(self, num_arrays: int, terms_per_array: int, num_samples: int, gamma: float):
+        super().__init__()
+        self.terms_per_array = terms_per_array
+        self.gamma = gamma
+        self.register_buffer("u", torch.zeros(num_arrays, num_samples))
+        self.register_buffer("b", torch.zeros(num_arrays, num_samples))
+        steps = torch.arange(terms_per_array, dtype=torch.float64)
+        lags = steps[:, None] - steps[None, :]
+        mix, carry = [], []
+        for rate in (1.0, gamma):  # row 0: epoch 0 (γ treated as 1); row 1: later epochs
+            keep = 1.0 - rate
+            mix.append(torch.where(lags >= 0, rate * keep ** lags.clamp_min(0), 0.0))
+            carry.append(keep ** (steps + 1))
+        # float64 so that a float64 module uses γ's powers exactly; cast to u's dtype on use
+        self.register_buffer("mix", torch.stack(mix), persistent=False)
+        self.register_buffer("carry", torch.stack(carry), persistent=False)
+
+    @torch.no_grad()
+    def update(self, scaled_diffs: Tensor, index: Tensor, first_epoch: bool, anchor_dim: int):
+        """Update from z = h/τ (T, B, B) with anchors along ``anchor_dim`` (1: rows, 2: columns).
+
+        Works in place: returns (e, g, u_k, b_k) where e (T, B, B) = exp(z − b_k) with a zero
+        diagonal reuses z's storage (the weights are e / (u_k + ε)) and g, u_k, b_k (T, B) are
+        the per-term values of the step.
+        """
+        num_terms, batch_size = scaled_diffs.shape[:2]
+        candidate_dim = 3 - anchor_dim
+        groups, m = self.u.shape[0], self.terms_per_array
+        b_old = self.b.index_select(1, index)  # (G, B)
+        u_old = self.u.index_select(1, index)
+        row_max = scaled_diffs.amax(dim=candidate_dim).view(groups, m, batch_size)
+        b_seq = torch.maximum(row_max, b_old[:, None]).cummax(dim=1).values  # (G, m, B)
+        b_term = b_seq.view(num_terms, batch_size)
+        exp_diffs = scaled_diffs.sub_(b_term.unsqueeze(candidate_dim)).exp_()
+        exp_diffs.diagonal(dim1=1, dim2=2).zero_()
+        g = exp_diffs.sum(dim=candidate_dim).div_(batch_size - 1).view(groups, m, batch_size)
+        if m == 1:  # one term per array: the plain SogCLR update
+            rate = 1.0 if first_epoch else self.gamma
+            u_seq = (1 - rate) * u_old[:, None] * torch.exp(b_old[:, None] - b_seq) + rate * g
+        else:
+            row = 0 if first_epoch else 1
+            mix, carry = self.mix[row].to(g.dtype), self.carry[row].to(g.dtype)
+            u_seq = carry[None, :, None] * u_old[:, None] * torch.exp(b_old[:, None] - b_seq)
+            # rescale g_l from shift b_l to b_k (l ≤ k; mix is 0 above the diagonal)
+            rescale = (b_seq[:, None, :, :] - b_seq[:, :, None, :]).clamp_max_(0).exp_()
+            u_seq = u_seq + torch.einsum("kl,gklb,glb->gkb", mix, rescale, g)
+        self.u.index_copy_(1, index, u_seq[:, -1])
+        self.b.index_copy_(1, index, b_seq[:, -1])
+        g = g.view(num_terms, batch_size)
+        return exp_diffs, g, u_seq.view(num_terms, batch_size), b_term
+
+
+class AmCLRLoss(nn.Module):
+    """AmCLR (Jagannath et al. 2024; Ref ``SogCLRwithAug_Linear_Loss``): 8 SogCLR terms over views.
+
+    L = Σ_terms λ_term ℓ_term with ℓ^{a→c} = (1/B) Σ_i (1/(B−1)) Σ_{j≠i} w_ij h^{a→c}_ij, w the
+    detached SogCLR weights of the term's estimator (§3.2, with the overflow shift b). L's
+    gradient is Σ λ × the SogCLR gradient of each term's τ-scaled global contrastive loss; its
+    value is not an estimate of the objective. Weights λ: 1 for the (x, t) terms,
+    ``weight_image_aug`` for (x', t), ``weight_text_aug`` for (x, t'), ``weight_both_aug`` for
+    (x', t') — both directions alike. All 1 reproduces the reference.
+
+    State: buffers ``image_state.u``, ``image_state.b`` (image-anchored terms) and
+    ``text_state.u``, ``text_state.b`` (text-anchored terms), indexed by the pair's dataset index:
+
+    - ``shared_u=False`` (default): shape (T/2, num_samples) each, row k = the k-th term of that
+      anchor modality in ``term_names`` order; every term has its own u and shift b, updated like
+      ``SogCLRLoss``'s estimators.
+    - ``shared_u=True``: the reference's two arrays, shape (1, num_samples) each: one for every
+      image-anchored term (anchors x and x'), one for every text-anchored term. Within a step the
+      terms of a modality update it sequentially in ``term_names`` order (x→t, x→t', x'→t,
+      x'→t'[, x→x', x'→x]; t→x, t→x', t'→x, t'→x'[, t→t', t'→t]); each term's weights use u right
+      after its own update, and in epoch 0 u = g of the term (γ treated as 1), as in the
+      reference. Unlike the reference (whose b stays 0), the shared arrays keep the overflow
+      shift b, a running maximum over the terms in that order: u·exp(b) is then exactly the
+      reference's unshifted u, the weights equal the reference's exp(h/τ)/(U + ε·exp(b)) —
+      identical for ε = 0, negligibly different otherwise — and nothing overflows when a
+      negative beats its positive by more than ≈ 88τ (0.88 at τ = 0.01).
+
+    ``objective`` = Σ_terms λ (1/B) Σ_i τ(log u_k,i + b_k,i) with u_k, b_k the term's estimate
+    after its update (u floored at the smallest normal float); the detached per-term entries
+    (``term_names``, e.g. ``image_to_text_aug``) are these unweighted estimates.
+
+    Args:
+        num_samples: dataset size n (``index`` < n).
+        temperature: τ > 0.
+        gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on (epoch 0 uses 1).
+        eps: ε ≥ 0 in the weight denominator u + ε.
+        weight_image_aug, weight_text_aug, weight_both_aug: λ ≥ 0 of the augmented terms.
+        shared_u: the reference's two shared estimator arrays instead of one per term.
+
+    Forward: the four views (B, d), B ≥ 2 (raises ``ValueError`` when a view is missing or
+    shapes differ); ``index`` (B,) distinct dataset indices; ``epoch`` selects γ.
+    """
+
+    needs_views = True
+    name = "amclr"
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        temperature: float = 0.01,
+        gamma: float = 0.8,
+        eps: float = 1e-8,
+        weight_image_aug: float = 1.0,
+        weight_text_aug: float = 1.0,
+        weight_both_aug: float = 1.0,
+        shared_u: bool = False,
+    ) -> None:
+        super().__init__()
+        self._setup(
+            num_samples=num_samples,
+            temperature=temperature,
+            gamma=gamma,
+            eps=eps,
+            shared_u=shared_u,
+            weights={
+                "image_aug": weight_image_aug,
+                "text_aug": weight_text_aug,
+                "both_aug": weight_both_aug,
+            },
+            intra=False,
+        )
+
+    def _setup(self, *, num_samples, temperature, gamma, eps, shared_u, weights, intra) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        for key, value in weights.items():
+            if value < 0:
+                raise ValueError(f"weight_{key} must be >= 0, got {value}")
+        self.temperature = temperature
+        self.gamma = gamma
+        self.eps = eps
+        self.shared_u = shared_u
+        self.intra = intra
+        image_terms = _IMAGE_CROSS_TERMS + (_IMAGE_INTRA_TERMS if intra else ())
+        text_terms = _TEXT_CROSS_TERMS + (_TEXT_INTRA_TERMS if intra else ())
+        terms = image_terms + text_terms
+        self.term_names: tuple[str, ...] = tuple(f"{a}_to_{c}" for a, c in terms)
+        self.term_weights: dict[str, float] = {
+            name: _term_weight(anchor, candidate, weights)
+            for name, (anchor, candidate) in zip(self.term_names, terms, strict=True)
+        }
+        lam = torch.tensor(list(self.term_weights.values()), dtype=torch.float64)
+        self.register_buffer("_lambda", lam, persistent=False)  # float64: exact λ in .double()
+        per_modality = len(image_terms)
+        arrays, per_array = (1, per_modality) if shared_u else (per_modality, 1)
+        self.image_state = _TermEstimators(arrays, per_array, num_samples, gamma)
+        self.text_state = _TermEstimators(arrays, per_array, num_samples, gamma)
+
+    def forward(
+        self,
+        image_emb: Tensor,
+        text_emb: Tensor,
+        index: Tensor,
+        *,
+        epoch: int = 0,
+        image_aug_emb: Tensor | None = None,
+        text_aug_emb: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        if image_aug_emb is None or text_aug_emb is None:
+            raise ValueError(
+                f"{self.name} needs the augmented views image_aug_emb and text_aug_emb"
+            )
+        shapes = {tuple(t.shape) for t in (image_emb, text_emb, image_aug_emb, text_aug_emb)}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"{self.name}: the four views must have one shape (B, d), got {shapes}"
+            )
+        batch = image_emb.shape[0]
+        if batch < 2:
+            raise ValueError(f"{self.name} needs batches of at least 2 pairs (in-batch negatives)")
+
+        inv_tau = 1.0 / self.temperature
+        # s/τ of the four cross-modal blocks at once (1/τ folded into the smaller operand):
+        # cross.view(2, B, 2, B)[a, i, c, j] = <a_i, c_j>/τ, a ∈ (x, x'), c ∈ (t, t')
+        cross = similarity_matrix(
+            torch.cat([image_emb, image_aug_emb]), torch.cat([text_emb, text_aug_emb]) * inv_tau
+        )
+        if self.intra:  # intra[0][i, j] = <x_i, x'_j>/τ, intra[1][i, j] = <t'_i, t_j>/τ
+            intra = torch.stack([image_emb, text_aug_emb]) @ (
+                torch.stack([image_aug_emb, text_emb]).mT * inv_tau
+            )
+        state_dtype = self.image_state.u.dtype
+        per_modality = len(self.term_names) // 2
+        first_epoch = epoch == 0
+        with torch.no_grad():
+            # z = h/τ per term: image anchors along rows (z[k, i, j], anchor i), text anchors
+            # along columns (z[k, i, j], anchor j, candidate i) — the blocks' own layout
+            image_z = cross.new_empty((per_modality, batch, batch), dtype=state_dtype)
+            text_z = torch.empty_like(image_z)
+            blocks = cross.detach().view(2, batch, 2, batch)
+            positives = blocks.diagonal(dim1=1, dim2=3)  # [a, c, i] = <a_i, c_i>/τ
+            torch.sub(
+                blocks.permute(0, 2, 1, 3),
+                positives[:, :, :, None],
+                out=image_z[:4].view(2, 2, batch, batch),
+            )
+            torch.sub(
+                blocks.permute(2, 0, 1, 3),
+                positives.transpose(0, 1)[:, :, None, :],
+                out=text_z[:4].view(2, 2, batch, batch),
+            )
+            if self.intra:
+                pairs = intra.detach()
+                intra_pos = pairs.diagonal(dim1=1, dim2=2)  # <x_i, x'_i>/τ, <t_i, t'_i>/τ
+                torch.sub(pairs[0], intra_pos[0][:, None], out=image_z[4])  # x→x'
+                torch.sub(pairs[0].T, intra_pos[0][:, None], out=image_z[5])  # x'→x
+                torch.sub(pairs[1], intra_pos[1][None, :], out=text_z[4])  # t→t'
+                torch.sub(pairs[1].T, intra_pos[1][None, :], out=text_z[5])  # t'→t
+            lam = self._lambda.to(state_dtype)
+            image_c, image_objective = self._coefficients(
+                image_z, self.image_state, index, first_epoch, lam[:per_modality], anchor_dim=1
+            )
+            text_c, text_objective = self._coefficients(
+                text_z, self.text_state, index, first_epoch, lam[per_modality:], anchor_dim=2
+            )
+            per_term = torch.cat([image_objective, text_objective])
+            objective = (lam * per_term).sum()
+            # gather the coefficients back into the products' layouts
+            cross_coef = torch.empty((2, batch, 2, batch), dtype=cross.dtype, device=cross.device)
+            torch.add(
+                image_c[:4].view(2, 2, batch, batch).permute(0, 2, 1, 3),
+                text_c[:4].view(2, 2, batch, batch).permute(1, 2, 0, 3),
+                out=cross_coef,
+            )
+            if self.intra:
+                intra_coef = torch.empty_like(intra)
+                torch.add(image_c[4], image_c[5].T, out=intra_coef[0])
+                torch.add(text_c[4], text_c[5].T, out=intra_coef[1])
+        loss = torch.dot(cross_coef.view(-1), cross.view(-1))
+        if self.intra:
+            loss = loss + torch.dot(intra_coef.view(-1), intra.view(-1))
+        out = {"loss": loss, "objective": objective}
+        out.update(zip(self.term_names, per_term.unbind(), strict=True))
+        return out
+
+    def _coefficients(
+        self,
+        scaled: Tensor,
+        estimator: _TermEstimators,
+        index: Tensor,
+        first_epoch: bool,
+        lam: Tensor,
+        anchor_dim: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Coefficients of the terms' surrogates on s/τ, in place of z, and their objectives.
+
+        With s/τ in the products, ℓ = (1/(B(B−1))) Σ_ij w_ij (s_ij − s_ii) has the coefficient
+        τλ w_ij/(B(B−1)) on s_ij/τ off the diagonal and minus their sum over candidates,
+        τλ (B−1) g_i/((u_i + ε) B(B−1)), on the positive s_ii/τ.
+        """
+        batch = scaled.shape[1]
+        exp_diffs, g, u_term, b_term = estimator.update(scaled, index, first_epoch, anchor_dim)
+        scale = lam[:, None] * (self.temperature / (batch * (batch - 1))) / (u_term + self.eps)
+        coef = exp_diffs.mul_(scale.unsqueeze(3 - anchor_dim))
+        coef.diagonal(dim1=1, dim2=2).copy_(scale * g).mul_(1 - batch)
+        floor = torch.finfo(u_term.dtype).tiny
+        objectives = self.temperature * (torch.log(u_term.clamp_min(floor)) + b_term).mean(dim=1)
+        return coef, objectives
+
+
+class XAmCLRLoss(AmCLRLoss):
+    """xAmCLR (Ref ``SogCLRwithAug_wSelf_Linear_Loss``): AmCLR plus 4 intra-modal terms.
+
+    Adds x→x', x'→x (image anchors; positives (x_i, x'_i)) with weight ``weight_intra_image`` and
+    t→t', t'→t (text anchors; positives (t_i, t'_i)) with weight ``weight_intra_text``: 12 terms
+    (order in ``term_names``; state (6, n) per modality, or (1, n) with ``shared_u``, where the
+    intra terms update the shared arrays after the cross-modal ones of the same anchor modality,
+    as in the reference). Everything else as ``AmCLRLoss``.
+    """
+
+    name = "xamclr"
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        temperature: float = 0.01,
+        gamma: float = 0.8,
+        eps: float = 1e-8,
+        weight_image_aug: float = 1.0,
+        weight_text_aug: float = 1.0,
+        weight_both_aug: float = 1.0,
+        weight_intra_image: float = 1.0,
+        weight_intra_text: float = 1.0,
+        shared_u: bool = False,
+    ) -> None:
+        nn.Module.__init__(self)
+        self._setup(
+            num_samples=num_samples,
+            temperature=temperature,
+            gamma=gamma,
+            eps=eps,
+            shared_u=shared_u,
+            weights={
+                "image_aug": weight_image_aug,
+                "text_aug": weight_text_aug,
+                "both_aug": weight_both_aug,
+                "intra_image": weight_intra_image,
+                "intra_text": weight_intra_text,
+            },
+            intra=True,
+        )
+
+
+def _term_weight(anchor: str, candidate: str, weights: dict[str, float]) -> float:
+    views = {anchor, candidate}
+    if views <= {"image", "image_aug"}:
+        return weights["intra_image"]
+    if views <= {"text", "text_aug"}:
+        return weights["intra_text"]
+    image_aug = "image_aug" in views
+    text_aug = "text_aug" in views
+    if image_aug and text_aug:
+        return weights["both_aug"]
+    if image_aug:
+        return weights["image_aug"]
+    if text_aug:
+        return weights["text_aug"]
+    return 1.0

@@ -1,0 +1,225 @@
+"""iSogCLR: the robust global contrastive loss with per-sample temperatures (losses.md §3.3).
+
+``rgcl_step`` is the shared no-grad step of the RGCL family (``isogclr`` here and
+``isogclr_tempnet``): the SogCLR estimators (``GCLEstimator``) of both directions evaluated with
+one temperature per anchor, the τ-gradients G of the RGCL objective, and the coefficient matrix
+whose inner product with S has the gradient of both SogCLR surrogates.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .clip import similarity_matrix
+from .sogclr import GCLEstimator
+
+
+@dataclass(frozen=True)
+class RGCLStep:
+    """Detached results of :func:`rgcl_step` for a batch of B anchors; row 0 of every (2, …)
+    tensor is the image-anchor direction, row 1 the text-anchor direction.
+
+    ``coeff`` (B, B): Σ_ij coeff_ij·s_ij / (B(B−1)) equals the two SogCLR surrogates
+    (1/B) Σ_i (1/(B−1)) Σ_{j≠i} (w^I_ij h^I_ij + w^T_ij h^T_ij) and has their gradient in S.
+    ``grad`` (2, B): the τ-gradients G_i (image anchors), G'_i (text anchors), unclipped.
+    ``log_mean`` (2, B): log u_i + b_i of the updated estimators.
+    """
+
+    coeff: Tensor
+    grad: Tensor
+    log_mean: Tensor
+
+
+@torch.no_grad()
+def rgcl_step(
+    sims: Tensor, tau: Tensor, state: GCLEstimator, index: Tensor, *, gamma: float, rho: float
+) -> RGCLStep:
+    """Update the two-direction estimator ``state`` for the batch ``index``, per-anchor τ.
+
+    ``sims`` (B, B) is S (detached here); ``tau`` (2, B) holds τ_i of image anchor i (row i of
+    S) in row 0 and τ'_i of text anchor i (column i of S) in row 1; ``state`` is a
+    ``GCLEstimator`` with ``directions=2`` in the same order. Per direction, with
+    z_ij = h_ij/τ_i: b, u and w as in ``GCLEstimator.update`` (γ as given), then::
+
+        G_i = log u_i + b_i + ρ − (1/(B−1)) Σ_{j≠i} w_ij z_ij
+
+    the derivative in τ_i of τ_i·log E_{j≠i} exp(h_ij/τ_i) + τ_i·ρ at the estimate.
+    """
+    sims = sims.detach().to(state.u.dtype)
+    batch_size = sims.shape[0]
+    # (2, B, B): anchor_differences of S (image anchors, h^I) and of Sᵀ (text anchors, h^T);
+    # both subtract s_ii from row i
+    diffs = torch.stack([sims, sims.T]).sub_(sims.diagonal()[:, None])
+    scaled = diffs.div_(tau.detach().to(sims.dtype)[..., None])
+    weights = state.update(scaled, index, gamma)
+    log_mean = state.log_mean(index)
+    grad = log_mean + rho - (weights * scaled).sum(dim=-1) / (batch_size - 1)
+    # h^I_ij = s_ij − s_ii and h^T_ij = s_ji − s_ii: s_ij (j ≠ i) carries w^I_ij + w^T_ji and
+    # s_ii carries −Σ_j (w^I_ij + w^T_ij) (w is 0 on the diagonal).
+    coeff = weights[0] + weights[1].T
+    coeff.diagonal().sub_(weights.sum(dim=(0, 2)))
+    return RGCLStep(coeff, grad, log_mean)
+
+
+def surrogate_loss(sims: Tensor, coeff: Tensor) -> Tensor:
+    """Σ_ij coeff_ij·s_ij / (B(B−1)): the SogCLR surrogates of both directions, one product."""
+    batch_size = sims.shape[0]
+    return (coeff * sims).sum() / (batch_size * (batch_size - 1))
+
+
+class RGCLEstimator(GCLEstimator):
+    """A two-direction ``GCLEstimator`` (row 0: image anchors, row 1: text anchors) plus the
+    per-sample temperature state.
+
+    Buffers, each of shape (2, ``num_samples``): ``u``, ``b`` (the SogCLR estimators), ``tau``
+    (τ_i and τ'_i, start at ``tau_init``) and ``m`` (momentum of the clipped τ-gradient, starts
+    at 0).
+    """
+
+    def __init__(self, num_samples: int, eps: float, tau_init: float) -> None:
+        super().__init__(num_samples, eps, directions=2)
+        self.register_buffer("tau", torch.full((2, num_samples), float(tau_init)))
+        self.register_buffer("m", torch.zeros(2, num_samples))
+
+    @torch.no_grad()
+    def step_temperature(
+        self,
+        index: Tensor,
+        tau: Tensor,
+        grad: Tensor,
+        *,
+        beta: float,
+        eta: float,
+        grad_clip: float,
+        tau_min: float,
+        tau_max: float,
+    ) -> None:
+        """m_i ← (1−β)m_i + β·clip(G_i, ±grad_clip); τ_i ← clip(τ_i − η m_i, τ_min, τ_max)."""
+        m = (1 - beta) * self.m[:, index] + beta * grad.clamp(-grad_clip, grad_clip)
+        self.m.index_copy_(1, index, m)
+        self.tau.index_copy_(1, index, (tau - eta * m).clamp_(tau_min, tau_max))
+
+
+def check_common(tau_min: float, tau_max: float, rho: float, gamma: float, eps: float) -> None:
+    """The checks ``isogclr`` and ``isogclr_tempnet`` share; one-line ``ValueError``."""
+    if not 0 < tau_min < tau_max:
+        raise ValueError(f"need 0 < tau_min < tau_max, got tau_min={tau_min}, tau_max={tau_max}")
+    if rho < 0:
+        raise ValueError(f"rho must be >= 0, got {rho}")
+    if not 0 < gamma <= 1:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+
+
+class ISogCLRLoss(nn.Module):
+    """iSogCLR (Qiu et al., ICML 2023; Ref ``SogCLR_DRO_Loss``): robust GCL, per-sample τ.
+
+    Optimises over the model and the temperatures τ_i (image anchor i), τ'_i (text anchor i),
+    both in [τ_min, τ_max]::
+
+        F = (1/n) Σ_i [ τ_i log E_{j≠i} exp(h^I_ij/τ_i) + τ_i ρ
+                        + τ'_i log E_{j≠i} exp(h^T_ij/τ'_i) + τ'_i ρ ]
+
+    with h^I_ij = s_ij − s_ii and h^T_ij = s_ji − s_ii as in SogCLR. Per step, for each direction
+    and with the stored τ_i of the batch's anchors (``rgcl_step``):
+
+    1. the SogCLR estimator step (b, u, w) with z_ij = h_ij/τ_i; γ = 1 in epoch 0 (u_i = g_i),
+       ``gamma`` after;
+    2. G_i = log u_i + b_i + ρ − (1/(B−1)) Σ_{j≠i} w_ij z_ij;
+    3. m_i ← (1−β)m_i + β·clip(G_i, −grad_clip, grad_clip);
+    4. τ_i ← clip(τ_i − η m_i, τ_min, τ_max), η constant (§3.3's ``const`` schedule; the
+       cosine/exp η schedules are not implemented).
+
+    ``loss`` is the SogCLR surrogate of both directions with the per-anchor weights w (value ≈ 0,
+    gradient that of F in the model for the step's τ). ``objective`` (reported as train_loss) is
+    the estimate of F on the batch's anchors, summed over the two directions, with the τ used in
+    this step and the updated estimators: (1/B) Σ_i [τ_i(log u^I_i + b^I_i + ρ) +
+    τ'_i(log u^T_i + b^T_i + ρ)]. Detached terms: ``image_to_text`` and ``text_to_image`` (the
+    image- and text-anchor halves of ``objective``), ``tau_image`` and ``tau_text`` (mean τ of
+    the batch's anchors used in this step).
+
+    State (``state_dict``): ``state.u``, ``state.b``, ``state.tau``, ``state.m``, each of shape
+    (2, ``num_samples``): row 0 for image anchors, row 1 for text anchors. ``index`` (B,) must
+    hold distinct dataset indices, B ≥ 2. No host synchronisation in ``forward``.
+
+    Args:
+        num_samples: dataset size n (``index`` < n).
+        tau_init: initial τ of every sample, in [tau_min, tau_max].
+        tau_min, tau_max: bounds of τ, 0 < tau_min < tau_max.
+        rho: ρ ≥ 0, the KL budget of the DRO.
+        eta: η ≥ 0, constant step size of the τ update (0 freezes τ at tau_init: SogCLR).
+        beta: β ∈ (0, 1], momentum rate of the τ-gradient.
+        grad_clip: > 0, G is clipped to [−grad_clip, grad_clip] before the momentum.
+        gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on.
+        eps: ε ≥ 0 in the weight denominator u_i + ε.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        tau_init: float = 0.01,
+        tau_min: float = 0.005,
+        tau_max: float = 0.05,
+        rho: float = 8.0,
+        eta: float = 0.01,
+        beta: float = 0.9,
+        grad_clip: float = 5.0,
+        gamma: float = 0.8,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__()
+        check_common(tau_min, tau_max, rho, gamma, eps)
+        if not tau_min <= tau_init <= tau_max:
+            raise ValueError(
+                f"tau_init must be in [tau_min, tau_max] = [{tau_min}, {tau_max}], got {tau_init}"
+            )
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        if not 0 < beta <= 1:
+            raise ValueError(f"beta must be in (0, 1], got {beta}")
+        if grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0, got {grad_clip}")
+        self.tau_init, self.tau_min, self.tau_max = tau_init, tau_min, tau_max
+        self.rho, self.eta, self.beta, self.grad_clip = rho, eta, beta, grad_clip
+        self.gamma = gamma
+        self.state = RGCLEstimator(num_samples, eps, tau_init)
+
+    def forward(
+        self,
+        image_emb: Tensor,
+        text_emb: Tensor,
+        index: Tensor,
+        *,
+        epoch: int = 0,
+        image_aug_emb: Tensor | None = None,
+        text_aug_emb: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        if image_emb.shape[0] < 2:
+            raise ValueError("iSogCLR needs batches of at least 2 pairs (in-batch negatives)")
+        sims = similarity_matrix(image_emb, text_emb)
+        tau = self.state.tau[:, index]  # (2, B): τ of image anchors, τ' of text anchors
+        gamma = 1.0 if epoch == 0 else self.gamma
+        step = rgcl_step(sims, tau, self.state, index, gamma=gamma, rho=self.rho)
+        self.state.step_temperature(
+            index,
+            tau,
+            step.grad,
+            beta=self.beta,
+            eta=self.eta,
+            grad_clip=self.grad_clip,
+            tau_min=self.tau_min,
+            tau_max=self.tau_max,
+        )
+        objective = (tau * (step.log_mean + self.rho)).mean(dim=1)  # per direction
+        mean_tau = tau.mean(dim=1)
+        return {
+            "loss": surrogate_loss(sims, step.coeff),
+            "objective": objective.sum(),
+            "image_to_text": objective[0],
+            "text_to_image": objective[1],
+            "tau_image": mean_tau[0],
+            "tau_text": mean_tau[1],
+        }

@@ -1,0 +1,68 @@
+"""SigLIP: pairwise sigmoid loss with learnable scale and bias (reference losses.md §7)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .clip import similarity_matrix
+
+
+class SigLIPLoss(nn.Module):
+    """SigLIP (Zhai et al., ICCV 2023; open_clip ``SigLipLoss``, single device).
+
+    With S = image_emb @ text_embᵀ, shape (B, B), every pair (i, j) is an independent binary
+    problem, positive on the diagonal::
+
+        z_ij = t·s_ij + b,     t = exp(log_scale)
+        y_ij = 2·[i = j] − 1   (labels 2I − 1)
+        L    = −(1/B) Σ_{i,j} log σ(y_ij · z_ij)
+
+    t and b are the learnable scalar parameters ``log_scale`` (holding log t) and ``bias``
+    (SigLIP init: t = 10, b = −10, so the B² − B negatives start with a small loss). Give them no
+    weight decay; they are the loss's only parameters (no per-sample state).
+
+    Args:
+        num_samples: dataset size (unused).
+        init_log_scale: initial log t (log 10).
+        init_bias: initial b (−10).
+
+    Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised; ``index``, ``epoch`` and the
+    augmented views are unused. Returns ``loss`` = L, ``objective`` = L (detached) and the
+    detached terms ``scale`` = t and ``bias`` = b.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        init_log_scale: float = math.log(10),
+        init_bias: float = -10.0,
+    ) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(float(init_log_scale)))
+        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+
+    def forward(
+        self,
+        image_emb: Tensor,
+        text_emb: Tensor,
+        index: Tensor,
+        *,
+        epoch: int = 0,
+        image_aug_emb: Tensor | None = None,
+        text_aug_emb: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        batch_size = image_emb.shape[0]
+        scale = self.log_scale.exp()
+        # t·s_ij as (t·e_i)·f_j: the gradient in t is a (B, d) reduction, not a (B, B) one
+        logits = similarity_matrix(image_emb * scale, text_emb) + self.bias
+        labels = 2 * torch.eye(batch_size, device=logits.device, dtype=logits.dtype) - 1
+        loss = -F.logsigmoid(labels * logits).sum() / batch_size
+        return {
+            "loss": loss,
+            "objective": loss.detach(),
+            "scale": scale.detach(),
+            "bias": self.bias.detach().clone(),  # not a view: the optimizer updates b in place
+        }
