@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_throughput.py
 	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/loss_speed.py
 
 clean:
 	rm -rf $(VENV) runs data .pytest_cache
