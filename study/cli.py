@@ -1,4 +1,4 @@
-"""The ``clipstudy`` command: sweep, dashboard, data synth, demo.
+"""The ``clipstudy`` command: sweep, confirm, dashboard, data synth, demo.
 
 Bad input ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -37,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
 
+    confirm = commands.add_parser(
+        "confirm", help="retrain the best config of every cell with common seeds"
+    )
+    confirm.add_argument("run_dir", type=Path)
+    confirm.add_argument("--seeds", type=int, required=True, help="seeds 0..K-1 per cell")
+    confirm.add_argument("--cells", help="comma-separated loss:optimizer cells (default: all)")
+    confirm.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    confirm.add_argument("--resume", action="store_true", help="continue an interrupted run")
+
     dash = commands.add_parser("dashboard", help="serve optuna-dashboard for a run directory")
     dash.add_argument("run_dir", type=Path)
     dash.add_argument("--port", type=int, default=8080)
@@ -73,13 +82,20 @@ def _resolve_sweep_config(args: argparse.Namespace):
     if args.resume and path.is_dir():
         if args.overrides or args.name:
             raise UsageError("--resume of a run directory takes no --set or --name")
-        if not (path / "study.toml").is_file():
-            raise UsageError(
-                f"{path} is not a clipstudy run directory (no study.toml); "
-                "--resume takes a directory created by `clipstudy sweep`"
-            )
-        return _at_run_dir(load_config(path / "study.toml"), path)
+        return load_run_dir(path)
     return load_config(path, args.overrides, name=args.name)
+
+
+def load_run_dir(path: Path):
+    """The study config of run directory ``path`` (created by ``clipstudy sweep``)."""
+    from study.config import load_config
+
+    if not (path / "study.toml").is_file():
+        raise UsageError(
+            f"{path} is not a clipstudy run directory (no study.toml); "
+            "pass a directory created by `clipstudy sweep`"
+        )
+    return _at_run_dir(load_config(path / "study.toml"), path)
 
 
 def _at_run_dir(cfg, run_dir: Path):
@@ -110,6 +126,20 @@ def _sweep(cfg, *, resume: bool, address: str | None) -> int:
     return 0
 
 
+def _confirm(args: argparse.Namespace) -> int:
+    from study.confirm import run_confirmation, summary_lines
+
+    cfg = load_run_dir(args.run_dir)
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    plan, table = run_confirmation(
+        cfg, seeds=args.seeds, cells=cells, address=args.address, resume=args.resume
+    )
+    print()
+    for line in summary_lines(plan, table, cfg.study.metric, cfg.run_dir / "confirm.parquet"):
+        print(line)
+    return 0
+
+
 def _synth(directory: Path, **kwargs) -> None:
     from trainables.synth import write_synthetic_dataset
 
@@ -133,6 +163,8 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sweep":
         return _sweep(_resolve_sweep_config(args), resume=args.resume, address=args.address)
+    if args.command == "confirm":
+        return _confirm(args)
     if args.command == "dashboard":
         from study.dashboard import serve
 

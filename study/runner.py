@@ -96,6 +96,14 @@ def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
     return open_storage(cfg.storage_url)
 
 
+def ray_trainable(cfg: StudyConfig, function):
+    """``function(config, base)`` with the study's base trial config and resources."""
+    from ray import tune
+
+    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(function, base=cfg.trial.to_dict()), resources)
+
+
 def _tuner(cfg: StudyConfig, resume: bool):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -103,10 +111,7 @@ def _tuner(cfg: StudyConfig, resume: bool):
     from study.trainable import train_clip
 
     experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
-    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
-    trainable = tune.with_resources(
-        tune.with_parameters(train_clip, base=cfg.trial.to_dict()), resources
-    )
+    trainable = ray_trainable(cfg, train_clip)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
     metric, mode = cfg.study.metric, cfg.study.mode

@@ -28,3 +28,9 @@ def train_clip(config: dict[str, Any], base: dict[str, Any]) -> None:
         return
     with checkpoint.as_directory() as directory:
         run_trial(cfg, _report, resume_from=Path(directory))
+
+
+def train_confirmation(config: dict[str, Any], base: dict[str, Any]) -> None:
+    """A confirmation run: ``config["params"]`` holds one cell's best parameters and the seed
+    (Ray's grid search over dicts nests them under one key)."""
+    train_clip(config["params"], base)

@@ -22,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from study.cli import run
+from study.confirm import plan_confirmation
 
 MAX_EPOCHS = 3
 
@@ -205,3 +206,18 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_
     table = pd.read_parquet(run_dir / "trials.parquet")
     assert table["trial_id"].nunique() == 5
     assert not table.duplicated(["trial_id", "epoch"]).any()
+
+
+def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):
+    _, run_dir, _ = swept
+    assert run(["confirm", str(run_dir), "--seeds", "2"]) == 0
+    table = pd.read_parquet(run_dir / "confirm.parquet")
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    plan = plan_confirmation(study)
+    assert set(table["cell"]) == set(plan.best)
+    for _, runs in table.groupby("cell"):
+        assert sorted(runs["seed"].unique()) == [0, 1]
+        assert runs.groupby("seed")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
+    out = capsys.readouterr().out
+    for cell in plan.missing:
+        assert f"{cell}" in out and "not confirmed" in out

@@ -1,0 +1,142 @@
+"""Confirmation: the best full-budget config of every (loss, optimizer) cell, retrained with
+common seeds 0..K-1 at the full epoch budget, as Ray Tune trials.
+
+The seed fixes initialisation, data order and augmentation identically in every cell
+(common random numbers), so results are paired by seed. Only COMPLETE sweep trials (full
+budget) are candidates: ASHA's partial-budget values are not comparable. A cell with no
+COMPLETE trial is reported as missing, never dropped silently. Results go to
+``confirm.parquet`` (one row per cell x seed x epoch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from study.config import StudyConfig
+from study.errors import UsageError
+from study.results import METRIC_COLUMNS
+from study.runner import check_data, ray_trainable, start_ray
+from study.storage import open_storage
+
+EXPERIMENT = "confirm"
+
+
+@dataclass(frozen=True)
+class ConfirmPlan:
+    """The cells to retrain (cell -> params of its best COMPLETE trial) and those missing."""
+
+    best: dict[str, dict]
+    missing: list[str]
+
+
+def cell_of(trial: optuna.trial.FrozenTrial) -> str:
+    return f"{trial.user_attrs.get('loss')}:{trial.user_attrs.get('optimizer')}"
+
+
+def plan_confirmation(study: optuna.Study, cells: list[str] | None = None) -> ConfirmPlan:
+    """Best COMPLETE trial of each cell seen in the sweep (or of ``cells``)."""
+    trials = study.get_trials(deepcopy=False)
+    wanted = cells or sorted({cell_of(t) for t in trials})
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    best: dict[str, dict] = {}
+    for cell in wanted:
+        complete = [t for t in trials if cell_of(t) == cell and t.state == TrialState.COMPLETE]
+        if complete:
+            top = (max if maximize else min)(complete, key=lambda t: t.value)
+            loss, optimizer = cell.split(":")
+            best[cell] = {**top.params, "loss": loss, "optimizer": optimizer}
+    return ConfirmPlan(best, [cell for cell in wanted if cell not in best])
+
+
+def confirmation_table(results) -> pd.DataFrame:
+    """One row per (cell, seed, epoch) from a Ray ResultGrid of confirmation trials."""
+    frames = []
+    for result in results:
+        history = result.metrics_dataframe
+        if history is None or history.empty:
+            continue
+        params = result.config["params"]
+        frame = history[[c for c in METRIC_COLUMNS if c in history.columns]].copy()
+        frame.insert(0, "cell", f"{params['loss']}:{params['optimizer']}")
+        frame.insert(1, "loss", params["loss"])
+        frame.insert(2, "optimizer", params["optimizer"])
+        frame.insert(3, "seed", params["seed"])
+        frame.insert(4, "trial_id", result.metrics.get("trial_id"))
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return table.sort_values(["cell", "seed", "epoch"], ignore_index=True) if frames else table
+
+
+def run_confirmation(
+    cfg: StudyConfig,
+    *,
+    seeds: int,
+    cells: list[str] | None = None,
+    address: str | None = None,
+    resume: bool = False,
+) -> tuple[ConfirmPlan, pd.DataFrame]:
+    """Retrain every cell's best config for seeds 0..seeds-1; returns the plan and the table."""
+    if seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    try:
+        study = optuna.load_study(study_name=cfg.study.name, storage=open_storage(cfg.storage_url))
+    except KeyError:
+        raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first") from None
+    plan = plan_confirmation(study, cells)
+    if not plan.best:
+        raise UsageError(
+            f"no cell of {cfg.run_dir} has a COMPLETE (full-budget) trial to confirm "
+            f"(missing: {', '.join(plan.missing)}); run a longer sweep"
+        )
+    check_data(cfg)
+    experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
+    start_ray(address)
+    from ray import tune
+
+    from study.trainable import train_confirmation
+
+    trainable = ray_trainable(cfg, train_confirmation)
+    if resume and tune.Tuner.can_restore(str(experiment_dir)):
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
+    else:
+        runs = [{**params, "seed": seed} for params in plan.best.values() for seed in range(seeds)]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"params": tune.grid_search(runs)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=cfg.resources.max_concurrent,
+                reuse_actors=cfg.resources.reuse_actors,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT,
+                storage_path=str(cfg.run_dir / "ray"),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=0),
+                verbose=0,
+            ),
+        )
+    table = confirmation_table(tuner.fit())
+    table.to_parquet(cfg.run_dir / "confirm.parquet", index=False)
+    return plan, table
+
+
+def summary_lines(plan: ConfirmPlan, table: pd.DataFrame, metric: str, path: Path) -> list[str]:
+    """Final-epoch mean and spread of ``metric`` per cell, and the cells left out."""
+    lines = []
+    if not table.empty:
+        final = table[table["epoch"] == table.groupby(["cell", "seed"])["epoch"].transform("max")]
+        stats = final.groupby("cell")[metric].agg(["mean", "std", "count"])
+        for cell, row in stats.iterrows():
+            lines.append(
+                f"{cell:28s} {metric} {row['mean']:6.2f} ± {row['std']:5.2f}  "
+                f"({int(row['count'])} seeds)"
+            )
+    for cell in plan.missing:
+        lines.append(f"{cell:28s} not confirmed: no COMPLETE (full-budget) trial in the sweep")
+    lines.append(f"confirmation table: {path}")
+    return lines
