@@ -59,7 +59,8 @@ def _cell_order(table: pd.DataFrame) -> list[str]:
     return sorted(table["cell"].unique().tolist())
 
 
-def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """ValueError naming the missing columns of ``table`` (``what`` names the table)."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{what}: missing column(s) {missing}; has {list(table.columns)}")
@@ -75,7 +76,7 @@ class _SeedStripInfo(NamedTuple):
 
 
 def _get_seed_strip_info(final: pd.DataFrame, metric: str) -> _SeedStripInfo:
-    _require(final, ["cell", "seed", metric], "seed_strip")
+    require_columns(final, ["cell", "seed", metric], "seed_strip")
     rows = final_rows(final)
     cells = _cell_order(rows)
     values = {c: rows.loc[rows["cell"] == c, metric].astype(float).tolist() for c in cells}
@@ -150,7 +151,7 @@ class _ForestInfo(NamedTuple):
 
 
 def _get_forest_info(pairwise: pd.DataFrame, baseline: str) -> _ForestInfo:
-    _require(
+    require_columns(
         pairwise,
         ["method_a", "method_b", "p_adjusted", "effect_size", "ci_low", "ci_high"],
         "forest",
@@ -248,7 +249,7 @@ class _CellHeatmapInfo(NamedTuple):
 
 
 def _get_cell_heatmap_info(final: pd.DataFrame, metric: str) -> _CellHeatmapInfo:
-    _require(final, ["cell", "loss", "optimizer", metric], "cell_heatmap")
+    require_columns(final, ["cell", "loss", "optimizer", metric], "cell_heatmap")
     rows = final_rows(final)
     means = rows.pivot_table(index="loss", columns="optimizer", values=metric, aggfunc="mean")
     means = means.reindex(
@@ -437,7 +438,7 @@ class _PValueInfo(NamedTuple):
 
 
 def _get_pvalue_info(pairwise: pd.DataFrame, order: Sequence[str] | None) -> _PValueInfo:
-    _require(pairwise, ["method_a", "method_b", "p_adjusted"], "pvalue_heatmap")
+    require_columns(pairwise, ["method_a", "method_b", "p_adjusted"], "pvalue_heatmap")
     names = sorted(set(pairwise["method_a"]) | set(pairwise["method_b"]))
     methods = list(order) if order is not None else names
     index = {m: i for i, m in enumerate(methods)}
@@ -496,7 +497,7 @@ class _CurveInfo(NamedTuple):
 
 
 def _get_learning_curves_info(confirm: pd.DataFrame, metric: str) -> list[_CurveInfo]:
-    _require(confirm, ["cell", "seed", "epoch", metric], "learning_curves")
+    require_columns(confirm, ["cell", "seed", "epoch", metric], "learning_curves")
     out = []
     for cell in _cell_order(confirm):
         rows = confirm[confirm["cell"] == cell]

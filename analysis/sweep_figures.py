@@ -20,6 +20,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
+from analysis.figures import require_columns
+
 __all__ = [
     "final_per_trial",
     "optimization_history",
@@ -37,18 +39,12 @@ def final_per_trial(sweep: pd.DataFrame) -> pd.DataFrame:
     Args:
         sweep: sweep table with ``trial_id, number, state, epoch`` and metric/param columns.
     """
-    _require(sweep, ["trial_id", "number", "state", "epoch"], "final_per_trial")
+    require_columns(sweep, ["trial_id", "number", "state", "epoch"], "final_per_trial")
     if sweep.empty:
         return sweep.reset_index(drop=True)
     last = sweep.groupby("trial_id")["epoch"].transform("max")
     rows = sweep[sweep["epoch"] == last].drop_duplicates("trial_id", keep="last")
     return rows.sort_values("number", kind="stable").reset_index(drop=True)
-
-
-def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {list(table.columns)}")
 
 
 def _empty_figure(message: str, title: str) -> go.Figure:
@@ -72,7 +68,7 @@ class _HistoryInfo(NamedTuple):
 def _get_history_info(sweep: pd.DataFrame, metric: str, mode: str) -> _HistoryInfo:
     if mode not in ("max", "min"):
         raise ValueError(f"optimization_history: mode must be 'max' or 'min', got {mode!r}")
-    _require(sweep, ["trial_id", "number", "state", "epoch", metric], "optimization_history")
+    require_columns(sweep, ["trial_id", "number", "state", "epoch", metric], "optimization_history")
     final = final_per_trial(sweep)
     final = final[np.isfinite(final[metric].astype(float))]
     states = [s for s in _STATE_ORDER if s in set(final["state"])]
@@ -142,7 +138,7 @@ class _SurvivalInfo(NamedTuple):
 
 
 def _get_survival_info(sweep: pd.DataFrame, max_epochs: int) -> _SurvivalInfo:
-    _require(sweep, ["trial_id", "epoch"], "rung_survival")
+    require_columns(sweep, ["trial_id", "epoch"], "rung_survival")
     if max_epochs < 1:
         raise ValueError(f"rung_survival: max_epochs must be >= 1, got {max_epochs}")
     reached = sweep.groupby("trial_id")["epoch"].max().to_numpy()
@@ -188,7 +184,7 @@ class _ParallelInfo(NamedTuple):
 def _get_parallel_info(
     sweep: pd.DataFrame, metric: str, params: Sequence[str], states: Collection[str]
 ) -> _ParallelInfo:
-    _require(sweep, ["trial_id", "number", "state", "epoch", metric, *params], "parallel")
+    require_columns(sweep, ["trial_id", "number", "state", "epoch", metric, *params], "parallel")
     final = final_per_trial(sweep)
     final = final[final["state"].isin(list(states))]
     final = final.dropna(subset=[metric, *params])
