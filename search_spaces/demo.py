@@ -18,8 +18,7 @@ LR_RANGES = {
 def demo_space(knobs: Knobs) -> None:
     """loss in {clip, sogclr}; optimizer in {adamw, sgd_nesterov}; lr (log, range per
     optimizer); weight_decay (log); temperature (log); gamma for sogclr."""
-    loss = knobs.choice("loss", ("clip", "sogclr"))
-    optimizer = knobs.choice("optimizer", tuple(LR_RANGES))
+    loss, optimizer = knobs.cell(("clip", "sogclr"), tuple(LR_RANGES))
     knobs.log_float("lr", *LR_RANGES[optimizer])
     knobs.log_float("weight_decay", 1e-4, 0.3)
     knobs.log_float("temperature", 0.01, 0.2)

@@ -1,4 +1,4 @@
-"""The ``clipstudy`` command: sweep, confirm, dashboard, data synth, demo.
+"""The ``clipstudy`` command: sweep, confirm, report, dashboard, data synth, demo.
 
 Bad input ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--cells", help="comma-separated loss:optimizer cells (default: all)")
     confirm.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     confirm.add_argument("--resume", action="store_true", help="continue an interrupted run")
+
+    report = commands.add_parser("report", help="write report.html and report.json")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--baseline", help="loss:optimizer cell the forest plot compares to")
 
     dash = commands.add_parser("dashboard", help="serve optuna-dashboard for a run directory")
     dash.add_argument("run_dir", type=Path)
@@ -163,6 +167,12 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sweep":
         return _sweep(_resolve_sweep_config(args), resume=args.resume, address=args.address)
+    if args.command == "report":
+        from study.report import write_report
+
+        path = write_report(load_run_dir(args.run_dir), baseline=args.baseline)
+        print(f"report: {path} (and report.json; verdict and figures are in the dashboard)")
+        return 0
     if args.command == "confirm":
         return _confirm(args)
     if args.command == "dashboard":

@@ -8,6 +8,7 @@ leaving RUNNING any trial.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from study.cli import run
@@ -169,11 +171,16 @@ def _wait_for(predicate, timeout_s: float) -> bool:
 
 
 def _finished_trials(run_dir: Path) -> int:
+    """Finished trials of the run's study, read while the sweep process may still be creating
+    the database (so: no table creation here, and "not there yet" counts as 0)."""
     if not (run_dir / "optuna.db").exists():
         return 0
     try:
-        study = load_study(run_dir)
-    except KeyError:
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{run_dir / 'optuna.db'}", skip_table_creation=True
+        )
+        study = optuna.load_study(study_name=run_dir.name, storage=storage)
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError):
         return 0
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
@@ -221,3 +228,24 @@ def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):
     out = capsys.readouterr().out
     for cell in plan.missing:
         assert f"{cell}" in out and "not confirmed" in out
+
+
+def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
+    """Two cells that both reach the full budget (no early stopping), two seeds, a report."""
+    from optuna_dashboard._note import get_note
+
+    config = write_config(tmp_path, tiny_dataset, name="reported", num_samples=4)
+    text = config.read_text().replace(f"max_epochs = {MAX_EPOCHS}", "max_epochs = 1")
+    text = text.replace('optimizer = "adamw"', 'cells = ["clip:adamw", "sogclr:adamw"]')
+    text = text.replace("seed = 0", "seed = 3", 1)  # a sampler seed that draws both cells
+    config.write_text(text)  # max_epochs = grace_period = 1: ASHA stops nothing
+    run_dir = tmp_path / "runs" / "reported"
+    assert run(["sweep", str(config)]) == 0
+    assert run(["confirm", str(run_dir), "--seeds", "2"]) == 0
+    assert run(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    data = json.loads((run_dir / "report.json").read_text())
+    assert data["primary"]["methods"] == ["clip:adamw", "sogclr:adamw"]
+    assert data["primary"]["n_tests"] == 1
+    assert data["verdict"][0] in page
+    assert data["verdict"][0] in get_note(load_study(run_dir))

@@ -1,0 +1,193 @@
+"""The comparison report: confirmation runs -> tests and effect sizes -> one HTML file.
+
+Input tables: ``confirm`` (``confirm.parquet``: cell, loss, optimizer, seed, epoch, metrics)
+and ``sweep`` (``trials.parquet``). The primary metric is tested with Holm's correction; the
+other metrics are secondary, Benjamini–Hochberg corrected across all their tests and labelled
+exploratory. Claims come from the confirmation runs only; the sweep appears as diagnostics.
+The HTML embeds plotly.js once and works offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+
+from analysis.figures import (
+    cell_heatmap,
+    final_rows,
+    forest,
+    learning_curves,
+    pvalue_heatmap,
+    seed_strip,
+)
+from analysis.stats import Comparison, adjust_secondary, compare_methods
+from analysis.sweep_figures import optimization_history, rung_survival
+
+SECONDARY = ("txt_r1", "img_r1", "zs_top1", "zs_top5")
+
+
+def confirmation_scores(confirm: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Tidy ``method, seed, metric, value`` rows of the final epoch of every (cell, seed)."""
+    final = final_rows(confirm)
+    return final.melt(
+        id_vars=["cell", "seed"], value_vars=metrics, var_name="metric", value_name="value"
+    ).rename(columns={"cell": "method"})
+
+
+@dataclass
+class Report:
+    """What ``build_report`` produced: the verdict, every test's numbers, the figures."""
+
+    verdict: list[str]
+    primary: Comparison
+    secondary: pd.DataFrame
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _verdict(comparison: Comparison, means: pd.Series, mode: str) -> list[str]:
+    """Plain-words reading of the primary comparison, with its numbers."""
+    best = means.idxmax() if mode == "max" else means.idxmin()
+    omnibus = comparison.omnibus
+    lines = [
+        f"Best mean {comparison.metric}: {best} ({means[best]:.2f}). "
+        f"{omnibus.test} over {omnibus.n_methods} cells and {omnibus.n_blocks} seeds: "
+        f"p = {omnibus.p_value:.3g}."
+    ]
+    rows = comparison.pairwise
+    against_best = rows[(rows["method_a"] == best) | (rows["method_b"] == best)]
+    for row in against_best.itertuples():
+        other = row.method_b if row.method_a == best else row.method_a
+        sign = 1 if row.method_a == best else -1
+        verdict = "a significant difference" if row.significant else "no significant difference"
+        lines.append(
+            f"{best} vs {other}: {verdict} (mean paired difference {sign * row.effect_size:+.2f}, "
+            f"95% CI [{min(sign * row.ci_low, sign * row.ci_high):+.2f}, "
+            f"{max(sign * row.ci_low, sign * row.ci_high):+.2f}], Holm-adjusted "
+            f"p = {row.p_adjusted:.3g}, A12 = {row.a12 if sign > 0 else 1 - row.a12:.2f})."
+        )
+    lines.extend(comparison.notes)
+    return lines
+
+
+def _secondary(scores: pd.DataFrame, metrics: list[str], alpha: float) -> pd.DataFrame:
+    """All pairwise tests of the secondary metrics, BH-adjusted together (exploratory)."""
+    frames = []
+    for metric in metrics:
+        pairwise = compare_methods(scores, metric, alpha=alpha).pairwise.copy()
+        pairwise.insert(0, "metric", metric)
+        frames.append(pairwise)
+    table = pd.concat(frames, ignore_index=True)
+    table["p_bh"] = adjust_secondary(table["p_value"].to_numpy())
+    table["significant_bh"] = table["p_bh"] < alpha
+    return table
+
+
+def build_report(
+    confirm: pd.DataFrame,
+    sweep: pd.DataFrame,
+    *,
+    primary: str,
+    mode: str,
+    max_epochs: int,
+    alpha: float = 0.05,
+    baseline: str | None = None,
+) -> Report:
+    """Run the tests and draw the figures of a report (no files written)."""
+    secondary = [m for m in SECONDARY if m in confirm.columns and m != primary]
+    scores = confirmation_scores(confirm, [primary, *secondary])
+    comparison = compare_methods(scores, primary, alpha=alpha)
+    means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
+    secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
+    reference = baseline or (means.idxmax() if mode == "max" else means.idxmin())
+    final = final_rows(confirm)
+    figures = {
+        "Per-seed results (lines join a seed across cells)": seed_strip(final, primary),
+        f"Paired differences against {reference}": forest(
+            compare_methods(scores, primary, alpha=alpha, baseline=reference).pairwise,
+            baseline=reference,
+            metric=primary,
+        ),
+        "Loss x optimizer means": cell_heatmap(final, primary),
+        "Holm-adjusted p-values": pvalue_heatmap(comparison.pairwise),
+        "Learning curves (median, inter-quartile band)": learning_curves(confirm, primary),
+        "Sweep: optimisation history": optimization_history(sweep, primary, mode=mode),
+        "Sweep: trials reaching each epoch (ASHA rungs)": rung_survival(
+            sweep, max_epochs=max_epochs
+        ),
+    }
+    data = {
+        "primary": comparison.to_dict(),
+        "secondary": json.loads(secondary_table.to_json(orient="records")),
+        "means": means.to_dict(),
+    }
+    return Report(_verdict(comparison, means, mode), comparison, secondary_table, figures, data)
+
+
+def _bullets(lines) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(str(line))}</li>" for line in lines) + "</ul>"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
+    """One self-contained HTML page (plotly.js embedded once, no network needed)."""
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Question</h2><p>Which loss and which optimizer train the best image–text model "
+        "on this data, and is the difference real?</p>",
+        "<h2>Setup</h2><ul>"
+        + "".join(
+            f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in setup.items()
+        )
+        + "</ul>",
+        "<h2>Verdict</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in report.verdict)
+        + "</ul>",
+        f"<h2>Primary metric: pairwise tests</h2>{_table(report.primary.pairwise)}",
+    ]
+    if not report.secondary.empty:
+        parts.append(
+            "<h2>Secondary metrics (exploratory, Benjamini–Hochberg)</h2>"
+            + _table(report.secondary)
+        )
+    for name, figure in report.figures.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=False))
+    n_tests = report.primary.n_tests + len(report.secondary)
+    parts.append(
+        "<h2>Methods</h2><p>Only confirmation runs (best full-budget config of each cell, "
+        "retrained with common seeds) enter the tests. Omnibus: Friedman test over cells with "
+        "seeds as blocks. Pairwise: two-sided Wilcoxon signed-rank tests paired by seed, Holm "
+        f"correction over the {report.primary.n_tests} tests of the primary family "
+        f"(alpha {report.primary.alpha}). Effect sizes: mean paired difference with a "
+        "bootstrap confidence interval over seeds, Vargha–Delaney A12, Hedges' g. Secondary "
+        "metrics: the same tests with Benjamini–Hochberg correction across all of them, "
+        f"exploratory. Tests run in all: {n_tests}.</p>"
+    )
+    script = f"<script>{plotly.offline.get_plotlyjs()}</script>"
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{font-size:12px}"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style>{script}</head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def to_json(report: Report) -> str:
+    """Every test's numbers and the verdict as JSON."""
+    return json.dumps({**report.data, "verdict": report.verdict}, indent=2, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

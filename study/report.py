@@ -1,0 +1,83 @@
+"""``clipstudy report RUN_DIR``: report.html and report.json from the sweep and confirmation
+tables, and the verdict and key figures pushed into the Optuna study for the dashboard."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from analysis.report import build_report, render_html, to_json
+from study.config import StudyConfig
+from study.errors import UsageError
+from study.storage import open_storage
+
+DASHBOARD_FIGURES = ("Per-seed results", "Paired differences", "Loss x optimizer means")
+
+
+def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame) -> dict[str, str]:
+    import ray
+    import torch
+
+    return {
+        "cells": ", ".join(sorted(confirm["cell"].unique())),
+        "seeds per cell": str(confirm.groupby("cell")["seed"].nunique().min()),
+        "epoch budget": str(cfg.scheduler.max_epochs),
+        "sweep": f"{sweep['trial_id'].nunique()} trials, ASHA grace "
+        f"{cfg.scheduler.grace_period}, reduction {cfg.scheduler.reduction_factor}",
+        "primary metric": f"{cfg.study.metric} ({cfg.study.mode})",
+        "data": cfg.trial.data.dir,
+        "hardware": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{cfg.resources.cpus_per_trial} CPU / {cfg.resources.gpus_per_trial} GPU per trial",
+        "versions": f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"ray {ray.__version__}, optuna {optuna.__version__}",
+    }
+
+
+def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
+    """Write ``report.html`` and ``report.json`` into the run directory; returns the HTML path."""
+    confirm_path, sweep_path = cfg.run_dir / "confirm.parquet", cfg.run_dir / "trials.parquet"
+    if not confirm_path.is_file():
+        raise UsageError(f"{cfg.run_dir} has no confirm.parquet; run `clipstudy confirm` first")
+    confirm = pd.read_parquet(confirm_path)
+    if confirm["cell"].nunique() < 2 or confirm["seed"].nunique() < 2:
+        raise UsageError(
+            "the report compares at least 2 cells over at least 2 seeds; "
+            "run `clipstudy confirm --seeds K` with K >= 2 on a sweep with 2+ COMPLETE cells"
+        )
+    if baseline is not None and baseline not in set(confirm["cell"]):
+        raise UsageError(f"--baseline {baseline!r} is not a confirmed cell")
+    sweep = pd.read_parquet(sweep_path)
+    report = build_report(
+        confirm,
+        sweep,
+        primary=cfg.study.metric,
+        mode=cfg.study.mode,
+        max_epochs=cfg.scheduler.max_epochs,
+        baseline=baseline,
+    )
+    page = render_html(
+        report, title=f"clipstudy report: {cfg.study.name}", setup=_setup(cfg, confirm, sweep)
+    )
+    html_path = cfg.run_dir / "report.html"
+    html_path.write_text(page)
+    (cfg.run_dir / "report.json").write_text(to_json(report))
+    _push_to_dashboard(cfg, report)
+    return html_path
+
+
+def _push_to_dashboard(cfg: StudyConfig, report) -> None:
+    """The verdict as the study's note and the key figures as dashboard plots."""
+    from optuna_dashboard import save_note, save_plotly_graph_object
+
+    study = optuna.load_study(study_name=cfg.study.name, storage=open_storage(cfg.storage_url))
+    save_note(
+        study,
+        "## Verdict (confirmation runs)\n\n" + "\n".join(f"- {line}" for line in report.verdict),
+    )
+    for name, figure in report.figures.items():
+        if name.startswith(DASHBOARD_FIGURES):
+            key = "".join(c if c.isalnum() else "-" for c in name.lower())[:40]
+            save_plotly_graph_object(study, figure, graph_object_id=key)
