@@ -153,14 +153,31 @@ def _synth(directory: Path, **kwargs) -> None:
     print(f"wrote {directory}: {summary}")
 
 
+DEMO_SEEDS = 3
+
+
 def _demo(data_dir: Path) -> int:
+    """Sweep, confirm the best config of every cell with common seeds, report."""
     from study.config import load_config
+    from study.confirm import run_confirmation, summary_lines
+    from study.report import write_report
 
     if not (data_dir / "train.json").is_file():
         _synth(data_dir)
     name = time.strftime("demo-%Y%m%d-%H%M%S")
     cfg = load_config(DEMO_CONFIG, [f'data.dir="{data_dir}"'], name=name)
-    return _sweep(cfg, resume=False, address=None)
+    code = _sweep(cfg, resume=False, address=None)
+    if code:
+        return code
+    print(f"\nconfirming every cell's best config with seeds 0..{DEMO_SEEDS - 1}")
+    plan, table = run_confirmation(cfg, seeds=DEMO_SEEDS)
+    for line in summary_lines(plan, table, cfg.study.metric, cfg.run_dir / "confirm.parquet"):
+        print(line)
+    if len(plan.best) < 2:
+        print("report skipped: fewer than 2 cells reached the full budget in the sweep")
+        return 0
+    print(f"\nreport:       {write_report(cfg)}")
+    return 0
 
 
 def run(argv: list[str]) -> int:
