@@ -5,11 +5,12 @@ The seed fixes initialisation, data order and augmentation identically in every 
 (common random numbers), so results are paired by seed. Only COMPLETE sweep trials (full
 budget) are candidates: ASHA's partial-budget values are not comparable. A cell with no
 COMPLETE trial is reported as missing, never dropped silently. Results go to
-``confirm.parquet`` (one row per cell x seed x epoch).
+``confirm.parquet`` (one row per cell x seed x epoch), the plan to ``confirm_plan.json``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from study.runner import check_data, ray_trainable, start_ray
 from study.storage import open_storage
 
 EXPERIMENT = "confirm"
+PLAN_FILE = "confirm_plan.json"  # the configs retrained and the cells left out
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ def run_confirmation(
         )
     table = confirmation_table(tuner.fit())
     table.to_parquet(cfg.run_dir / "confirm.parquet", index=False)
+    plan_record = {"configs": plan.best, "missing": plan.missing, "seeds": seeds}
+    (cfg.run_dir / PLAN_FILE).write_text(json.dumps(plan_record, indent=2))
     return plan, table
 
 

@@ -3,6 +3,7 @@ tables, and the verdict and key figures pushed into the Optuna study for the das
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from analysis.report import build_report, render_html, to_json
 from study.config import StudyConfig
+from study.confirm import PLAN_FILE
 from study.errors import UsageError
 from study.storage import open_storage
 
@@ -21,8 +23,11 @@ def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame) -> dict
     import ray
     import torch
 
+    plan_file = cfg.run_dir / PLAN_FILE
+    missing = json.loads(plan_file.read_text())["missing"] if plan_file.is_file() else []
     return {
         "cells": ", ".join(sorted(confirm["cell"].unique())),
+        "cells not confirmed (no full-budget trial in the sweep)": ", ".join(missing) or "none",
         "seeds per cell": str(confirm.groupby("cell")["seed"].nunique().min()),
         "epoch budget": str(cfg.scheduler.max_epochs),
         "sweep": f"{sweep['trial_id'].nunique()} trials, ASHA grace "

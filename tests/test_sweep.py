@@ -225,6 +225,8 @@ def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):
     for _, runs in table.groupby("cell"):
         assert sorted(runs["seed"].unique()) == [0, 1]
         assert runs.groupby("seed")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
+    recorded = json.loads((run_dir / "confirm_plan.json").read_text())
+    assert recorded["missing"] == plan.missing and set(recorded["configs"]) == set(plan.best)
     out = capsys.readouterr().out
     for cell in plan.missing:
         assert f"{cell}" in out and "not confirmed" in out
@@ -249,3 +251,4 @@ def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
     assert data["primary"]["n_tests"] == 1
     assert data["verdict"][0] in page
     assert data["verdict"][0] in get_note(load_study(run_dir))
+    assert "cells not confirmed (no full-budget trial in the sweep)</b>: none" in page
