@@ -10,34 +10,9 @@ from collections import defaultdict
 import pytest
 import torch
 import torch.nn.functional as F
+from loss_references import dot, leaves, naive_clip, unit_rows
 
 from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
-
-
-def unit_rows(*shape: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=generator, dtype=torch.float64), dim=-1)
-
-
-def leaves(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return sum(a[k] * b[k] for k in range(a.shape[0]))
-
-
-def naive_clip(image: torch.Tensor, text: torch.Tensor, tau: float) -> torch.Tensor:
-    batch = image.shape[0]
-    s = [[dot(image[i], text[j]) for j in range(batch)] for i in range(batch)]
-    total = 0.0
-    for i in range(batch):
-        row = sum(torch.exp(s[i][j] / tau) for j in range(batch))
-        col = sum(torch.exp(s[j][i] / tau) for j in range(batch))
-        image_to_text = -torch.log(torch.exp(s[i][i] / tau) / row)
-        text_to_image = -torch.log(torch.exp(s[i][i] / tau) / col)
-        total = total + (image_to_text + text_to_image) / 2
-    return total / batch
 
 
 class NaiveSogCLR:

@@ -11,6 +11,7 @@ from collections import defaultdict
 import pytest
 import torch
 import torch.nn.functional as F
+from loss_references import dot, unit_rows
 
 from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
 
@@ -49,17 +50,8 @@ SCHEDULE = [  # (epoch, dataset indices): each index once per epoch, batches ove
 VIEWS = ("image", "image_aug", "text", "text_aug")
 
 
-def unit_rows(*shape: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=generator, dtype=torch.float64), dim=-1)
-
-
 def leaves(views: dict) -> dict:
     return {key: t.detach().clone().requires_grad_() for key, t in views.items()}
-
-
-def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return sum(a[k] * b[k] for k in range(a.shape[0]))
 
 
 def drifting_views(step: int, batch: int = 4, dim: int = 6) -> dict:

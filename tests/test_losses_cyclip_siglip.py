@@ -10,34 +10,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from loss_references import dot, leaves, naive_clip, unit_rows
 
 from trainables.losses import build_loss, loss_defaults
-
-
-def unit_rows(*shape: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=generator, dtype=torch.float64), dim=-1)
-
-
-def leaves(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return sum(a[k] * b[k] for k in range(a.shape[0]))
-
-
-def naive_clip(image, text, tau):
-    """½ (CE over rows + CE over columns) of s_ij/τ, one anchor at a time; τ may be a tensor."""
-    batch = image.shape[0]
-    s = [[dot(image[i], text[j]) for j in range(batch)] for i in range(batch)]
-    total = 0.0
-    for i in range(batch):
-        row = sum(torch.exp(s[i][j] / tau) for j in range(batch))
-        col = sum(torch.exp(s[j][i] / tau) for j in range(batch))
-        total = total - torch.log(torch.exp(s[i][i] / tau) / row) / 2
-        total = total - torch.log(torch.exp(s[i][i] / tau) / col) / 2
-    return total / batch
 
 
 def naive_cyclip(image, text, tau, lambda_in, lambda_cross):

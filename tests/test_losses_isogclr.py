@@ -12,23 +12,11 @@ from collections import defaultdict
 import pytest
 import torch
 import torch.nn.functional as F
+from loss_references import dot, leaves, unit_rows
 
 from trainables.losses import build_loss, loss_defaults
 
 TINY = torch.finfo(torch.float64).tiny
-
-
-def unit_rows(*shape: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=generator, dtype=torch.float64), dim=-1)
-
-
-def leaves(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return sum(a[k] * b[k] for k in range(a.shape[0]))
 
 
 def clip(x: float, low: float, high: float) -> float:
