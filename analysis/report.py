@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
+from analysis.factorial import InteractionTest, factorial_interaction
 from analysis.figures import (
     cell_heatmap,
     final_rows,
@@ -104,10 +105,11 @@ def build_report(
     secondary = [m for m in SECONDARY if m in confirm.columns and m != primary]
     scores = confirmation_scores(confirm, [primary, *secondary])
     comparison = compare_methods(scores, primary, alpha=alpha)
+    final = final_rows(confirm)
+    factorial = factorial_interaction(final.rename(columns={primary: "value"}))
     means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
     secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
     reference = baseline or (means.idxmax() if mode == "max" else means.idxmin())
-    final = final_rows(confirm)
     figures = {
         "Per-seed results (lines join a seed across cells)": seed_strip(final, primary),
         f"Paired differences against {reference}": forest(
@@ -124,11 +126,23 @@ def build_report(
         ),
     }
     data = {
+        "factorial": asdict(factorial),
         "primary": comparison.to_dict(),
         "secondary": json.loads(secondary_table.to_json(orient="records")),
         "means": means.to_dict(),
     }
-    return Report(_verdict(comparison, means, mode), comparison, secondary_table, figures, data)
+    verdict = [_factorial_line(factorial, primary), *_verdict(comparison, means, mode)]
+    return Report(verdict, comparison, secondary_table, figures, data)
+
+
+def _factorial_line(test: InteractionTest, metric: str) -> str:
+    """The loss x optimizer interaction, stated before the per-cell comparisons."""
+    if test.skipped:
+        return f"Loss x optimizer interaction on {metric}: not tested ({test.skipped})."
+    return (
+        f"Loss x optimizer interaction on {metric} (mixed model, seed as group, likelihood "
+        f"ratio chi2({test.df}) = {test.statistic:.2f}, p = {test.p_value:.3g})."
+    )
 
 
 def _bullets(lines) -> str:
@@ -166,8 +180,11 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
     n_tests = report.primary.n_tests + len(report.secondary)
     parts.append(
         "<h2>Methods</h2><p>Only confirmation runs (best full-budget config of each cell, "
-        "retrained with common seeds) enter the tests. Omnibus: Friedman test over cells with "
-        "seeds as blocks. Pairwise: two-sided Wilcoxon signed-rank tests paired by seed, Holm "
+        "retrained with common seeds) enter the tests. Factorial: a linear mixed model of the "
+        "primary metric on loss, optimizer and their interaction with the seed as group, the "
+        "interaction tested by a likelihood ratio (only on a fully crossed design). Omnibus: "
+        "Friedman test over cells with seeds as blocks. Pairwise: two-sided Wilcoxon "
+        "signed-rank tests paired by seed, Holm "
         f"correction over the {report.primary.n_tests} tests of the primary family "
         f"(alpha {report.primary.alpha}). Effect sizes: mean paired difference with a "
         "bootstrap confidence interval over seeds, Vargha–Delaney A12, Hedges' g. Secondary "

@@ -64,7 +64,9 @@ def test_scores_use_the_final_epoch_of_each_seed():
 
 
 def test_verdict_names_the_best_cell_and_the_planted_difference(report):
-    assert report.verdict[0].startswith("Best mean r_mean: sogclr:adamw")
+    assert report.verdict[0].startswith("Loss x optimizer interaction on r_mean: not tested")
+    assert "incomplete design: 3 of 2 x 2" in report.verdict[0]
+    assert report.verdict[1].startswith("Best mean r_mean: sogclr:adamw")
     versus_clip = next(line for line in report.verdict if "vs clip:adamw" in line)
     assert "a significant difference" in versus_clip
     difference = float(versus_clip.split("mean paired difference ")[1].split(",")[0])
