@@ -22,6 +22,7 @@ import plotly.offline
 from analysis.factorial import InteractionTest, factorial_interaction
 from analysis.figures import (
     cell_heatmap,
+    critical_difference,
     final_rows,
     forest,
     learning_curves,
@@ -51,6 +52,32 @@ class Report:
     secondary: pd.DataFrame
     figures: dict[str, go.Figure] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def average_ranks(scores: pd.DataFrame, metric: str, mode: str) -> pd.Series:
+    """Mean over seeds of each method's rank within its seed (1 = best; ties share ranks)."""
+    wide = scores[scores["metric"] == metric].pivot(index="seed", columns="method", values="value")
+    return wide.rank(axis=1, ascending=mode == "min").mean().sort_values()
+
+
+def cliques(ranks: pd.Series, pairwise: pd.DataFrame) -> list[set[str]]:
+    """Maximal runs of methods, consecutive in rank order, with no significant pair among them
+    (Holm-corrected Wilcoxon verdicts), as drawn in a critical-difference diagram."""
+    significant = {
+        frozenset((row.method_a, row.method_b)) for row in pairwise.itertuples() if row.significant
+    }
+    order = list(ranks.index)
+    runs: list[set[str]] = []
+    for start in range(len(order)):
+        end = start
+        while end + 1 < len(order) and not any(
+            frozenset((order[end + 1], other)) in significant for other in order[start : end + 1]
+        ):
+            end += 1
+        run = set(order[start : end + 1])
+        if len(run) > 1 and not any(run <= earlier for earlier in runs):
+            runs.append(run)
+    return runs
 
 
 def _verdict(comparison: Comparison, means: pd.Series, mode: str) -> list[str]:
@@ -109,6 +136,7 @@ def build_report(
     factorial = factorial_interaction(final.rename(columns={primary: "value"}))
     means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
     secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
+    ranks = average_ranks(scores, primary, mode)
     reference = baseline or (means.idxmax() if mode == "max" else means.idxmin())
     figures = {
         "Per-seed results (lines join a seed across cells)": seed_strip(final, primary),
@@ -119,6 +147,9 @@ def build_report(
         ),
         "Loss x optimizer means": cell_heatmap(final, primary),
         "Holm-adjusted p-values": pvalue_heatmap(comparison.pairwise),
+        "Average ranks over seeds (bars join cells with no significant difference)": (
+            critical_difference(ranks.to_dict(), cliques(ranks, comparison.pairwise))
+        ),
         "Learning curves (median, inter-quartile band)": learning_curves(confirm, primary),
         "Sweep: optimisation history": optimization_history(sweep, primary, mode=mode),
         "Sweep: trials reaching each epoch (ASHA rungs)": rung_survival(

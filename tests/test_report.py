@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.report import build_report, confirmation_scores, render_html, to_json
+from analysis.report import (
+    average_ranks,
+    build_report,
+    cliques,
+    confirmation_scores,
+    render_html,
+    to_json,
+)
 
 CELLS = ("clip:adamw", "sogclr:adamw", "sogclr:sgd_nesterov")
 SHIFT = {"clip:adamw": 0.0, "sogclr:adamw": 5.0, "sogclr:sgd_nesterov": -20.0}
@@ -89,3 +96,14 @@ def test_html_is_self_contained_with_every_figure(report):
     assert page.count('class="plotly-graph-div"') == len(report.figures)
     for section in ("Question", "Setup", "Verdict", "Methods", "exploratory"):
         assert section in page
+
+
+def test_ranks_and_cliques_follow_the_planted_order(report):
+    scores = confirmation_scores(confirm_table(), ["r_mean"])
+    ranks = average_ranks(scores, "r_mean", "max")
+    assert list(ranks.index) == ["sogclr:adamw", "clip:adamw", "sogclr:sgd_nesterov"]
+    assert ranks.iloc[0] == 1.0 and ranks.iloc[-1] == 3.0
+    # every pair differs significantly here, so no two cells share a clique
+    assert cliques(ranks, report.primary.pairwise) == []
+    pairwise = report.primary.pairwise.assign(significant=False)
+    assert cliques(ranks, pairwise) == [set(ranks.index)]
