@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .clip import similarity_matrix
+from .sogclr import check_estimator_params, require_negatives
 
 _IMAGE_CROSS_TERMS = (  # (anchor, candidate), order of the blocks [a, c] of [x; x'] @ [t; t']ᵀ
     ("image", "text"),
@@ -186,10 +187,7 @@ class AmCLRLoss(nn.Module):
     def _setup(self, *, num_samples, temperature, gamma, eps, shared_u, weights, intra) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        check_estimator_params(gamma, eps)
         for key, value in weights.items():
             if value < 0:
                 raise ValueError(f"weight_{key} must be >= 0, got {value}")
@@ -233,8 +231,7 @@ class AmCLRLoss(nn.Module):
                 f"{self.name}: the four views must have one shape (B, d), got {shapes}"
             )
         batch = image_emb.shape[0]
-        if batch < 2:
-            raise ValueError(f"{self.name} needs batches of at least 2 pairs (in-batch negatives)")
+        require_negatives(batch, self.name)
 
         inv_tau = 1.0 / self.temperature
         # s/τ of the four cross-modal blocks at once (1/τ folded into the smaller operand):

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .clip import similarity_matrix
-from .sogclr import GCLEstimator
+from .sogclr import GCLEstimator, check_estimator_params, require_negatives
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,7 @@ def check_common(tau_min: float, tau_max: float, rho: float, gamma: float, eps: 
         raise ValueError(f"need 0 < tau_min < tau_max, got tau_min={tau_min}, tau_max={tau_max}")
     if rho < 0:
         raise ValueError(f"rho must be >= 0, got {rho}")
-    if not 0 < gamma <= 1:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_estimator_params(gamma, eps)
 
 
 class ISogCLRLoss(nn.Module):
@@ -197,8 +194,7 @@ class ISogCLRLoss(nn.Module):
         image_aug_emb: Tensor | None = None,
         text_aug_emb: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        if image_emb.shape[0] < 2:
-            raise ValueError("iSogCLR needs batches of at least 2 pairs (in-batch negatives)")
+        require_negatives(image_emb.shape[0], "iSogCLR")
         sims = similarity_matrix(image_emb, text_emb)
         tau = self.state.tau[:, index]  # (2, B): τ of image anchors, τ' of text anchors
         gamma = 1.0 if epoch == 0 else self.gamma

@@ -5,7 +5,7 @@ from torch import Tensor, nn
 
 from .clip import similarity_matrix
 from .isogclr import check_common, rgcl_step, surrogate_loss
-from .sogclr import GCLEstimator
+from .sogclr import GCLEstimator, require_negatives
 from .temp_generator import TempGenerator
 
 
@@ -98,8 +98,7 @@ class ISogCLRTempNetLoss(nn.Module):
         image_aug_emb: Tensor | None = None,
         text_aug_emb: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        if image_emb.shape[0] < 2:
-            raise ValueError("iSogCLR needs batches of at least 2 pairs (in-batch negatives)")
+        require_negatives(image_emb.shape[0], "iSogCLR")
         sims = similarity_matrix(image_emb, text_emb)
         tau = torch.stack(
             [self.image_generator(image_emb.detach()), self.text_generator(text_emb.detach())]

@@ -20,6 +20,21 @@ def anchor_differences(sims: Tensor) -> Tensor:
     return sims - sims.diagonal()[:, None]
 
 
+def check_estimator_params(gamma: float, eps: float) -> None:
+    """The moving-average rate and weight-denominator checks of the GCL family (one line)."""
+    if not 0 < gamma <= 1:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+
+
+def require_negatives(batch_size: int, loss_name: str) -> None:
+    """ValueError unless the batch has in-batch negatives (B >= 2; the estimators divide by
+    B - 1)."""
+    if batch_size < 2:
+        raise ValueError(f"{loss_name} needs batches of at least 2 pairs (in-batch negatives)")
+
+
 def off_diagonal_mask(batch_size: int, device: torch.device) -> Tensor:
     """(B, B) bool mask, True off the diagonal: the in-batch negatives of each anchor."""
     return ~torch.eye(batch_size, dtype=torch.bool, device=device)
@@ -118,10 +133,7 @@ class SogCLRLoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        check_estimator_params(gamma, eps)
         self.temperature = temperature
         self.gamma = gamma
         self.image_state = GCLEstimator(num_samples, eps)
@@ -137,8 +149,7 @@ class SogCLRLoss(nn.Module):
         image_aug_emb: Tensor | None = None,
         text_aug_emb: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        if image_emb.shape[0] < 2:
-            raise ValueError("SogCLR needs batches of at least 2 pairs (in-batch negatives)")
+        require_negatives(image_emb.shape[0], "SogCLR")
         sims = similarity_matrix(image_emb, text_emb)
         gamma = 1.0 if epoch == 0 else self.gamma
         image_to_text = self._surrogate(anchor_differences(sims), self.image_state, index, gamma)
