@@ -1,23 +1,27 @@
 """The comparison report: confirmation runs -> tests and effect sizes -> one HTML file.
 
 Input tables: ``confirm`` (``confirm.parquet``: cell, loss, optimizer, seed, epoch, metrics)
-and ``sweep`` (``trials.parquet``). The primary metric is tested with Holm's correction; the
-other metrics are secondary, Benjamini–Hochberg corrected across all their tests and labelled
-exploratory. Claims come from the confirmation runs only; the sweep appears as diagnostics.
-The HTML embeds plotly.js once and works offline.
+and ``sweep`` (``trials.parquet``, see ``analysis.sweep_figures``), optionally the per-cell
+Optuna studies for hyperparameter importance. The primary metric is tested with Holm's
+correction; the other metrics are secondary, Benjamini–Hochberg corrected across all their
+tests and labelled exploratory. Claims come from the confirmation runs only; the sweep appears
+as diagnostics. The HTML embeds plotly.js once and works offline.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
+from plotly.subplots import make_subplots
 
 from analysis.factorial import InteractionTest, factorial_interaction
 from analysis.figures import (
@@ -30,9 +34,15 @@ from analysis.figures import (
     seed_strip,
 )
 from analysis.stats import Comparison, adjust_secondary, compare_methods
-from analysis.sweep_figures import optimization_history, rung_survival
+from analysis.sweep_figures import (
+    optimization_history,
+    parallel_coordinates,
+    param_importance,
+    rung_survival,
+)
 
 SECONDARY = ("txt_r1", "img_r1", "zs_top1", "zs_top5")
+SWEEP_AXES = ("loss", "optimizer", "lr", "weight_decay")  # params every trial samples
 
 
 def confirmation_scores(confirm: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -118,6 +128,26 @@ def _secondary(scores: pd.DataFrame, metrics: list[str], alpha: float) -> pd.Dat
     return table
 
 
+def secondary_forest(secondary: pd.DataFrame, *, reference: str, alpha: float) -> go.Figure:
+    """One forest panel per secondary metric (shared contender axis): paired differences
+    against ``reference``, markers filled where the BH-adjusted p (``p_bh``) is below alpha.
+
+    Returns one ``go.Scatter`` per metric, named by the metric (see ``figures.forest``).
+    """
+    metrics = list(dict.fromkeys(secondary["metric"]))
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, subplot_titles=metrics)
+    for col, metric in enumerate(metrics, start=1):
+        rows = secondary[secondary["metric"] == metric].assign(p_adjusted=lambda t: t["p_bh"])
+        (trace,) = forest(rows, baseline=reference, alpha=alpha).data
+        fig.add_trace(trace.update(name=metric), row=1, col=col)
+        fig.add_vline(x=0, line_dash="dash", line_color="black", row=1, col=col)
+    fig.update_layout(
+        title=f"exploratory: paired difference vs {reference} (filled: BH-adjusted p < {alpha:g})",
+        showlegend=False,
+    )
+    return fig
+
+
 def build_report(
     confirm: pd.DataFrame,
     sweep: pd.DataFrame,
@@ -127,8 +157,13 @@ def build_report(
     max_epochs: int,
     alpha: float = 0.05,
     baseline: str | None = None,
+    studies: Mapping[str, optuna.Study] | None = None,
 ) -> Report:
-    """Run the tests and draw the figures of a report (no files written)."""
+    """Run the tests and draw the figures of a report (no files written).
+
+    ``studies`` (cell -> that cell's Optuna study) adds the per-cell hyperparameter importance
+    figure; without it the figure is left out.
+    """
     secondary = [m for m in SECONDARY if m in confirm.columns and m != primary]
     scores = confirmation_scores(confirm, [primary, *secondary])
     comparison = compare_methods(scores, primary, alpha=alpha)
@@ -145,6 +180,13 @@ def build_report(
             baseline=reference,
             metric=primary,
         ),
+    }
+    if secondary:
+        figures[
+            f"Secondary metrics: paired differences against {reference} "
+            "(exploratory, Benjamini–Hochberg)"
+        ] = secondary_forest(secondary_table, reference=reference, alpha=alpha)
+    figures |= {
         "Loss x optimizer means": cell_heatmap(final, primary),
         "Holm-adjusted p-values": pvalue_heatmap(comparison.pairwise),
         "Average ranks over seeds (bars join cells with no significant difference)": (
@@ -155,7 +197,17 @@ def build_report(
         "Sweep: trials reaching each epoch (ASHA rungs)": rung_survival(
             sweep, max_epochs=max_epochs
         ),
+        "Sweep: sampled hyperparameters (COMPLETE and PRUNED trials, last reported epoch)": (
+            parallel_coordinates(
+                sweep,
+                primary,
+                [p for p in SWEEP_AXES if p in sweep.columns],
+                states=("COMPLETE", "PRUNED"),
+            )
+        ),
     }
+    if studies is not None:
+        figures["Sweep: hyperparameter importance per cell"] = param_importance(studies)
     data = {
         "factorial": asdict(factorial),
         "primary": comparison.to_dict(),

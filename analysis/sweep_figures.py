@@ -1,28 +1,32 @@
-"""Sweep diagnostics: pure functions from the sweep table (or the Optuna study) to figures.
+"""Sweep diagnostics: pure functions from the sweep table (or the Optuna studies) to figures.
 
 Same two-step shape as ``analysis.figures``: ``_get_<plot>_info`` -> ``NamedTuple`` -> figure.
 These figures describe the search, not the evidence: claims come from the confirmation phase.
 
 Sweep table (``trials.parquet``, ``study.results.trials_table``): one row per trial x epoch with
-columns ``trial_id``, ``number`` (Optuna trial number), ``state`` (``COMPLETE``, ``PRUNED``,
-``FAIL``), ``epoch`` (1-based), metric columns and param columns (``loss``, ``optimizer``,
-``lr``, ``weight_decay``, ``temperature``, ...).
+columns ``trial_id`` (unique), ``cell`` (``"loss:optimizer"``; each cell is tuned in its own
+Optuna study), ``number`` (Optuna trial number *within the cell's study*, so numbers repeat
+across cells), ``state`` (``COMPLETE``, ``PRUNED``, ``FAIL``), ``epoch`` (1-based), metric
+columns and param columns (``loss``, ``optimizer``, ``lr``, ``weight_decay``, ``temperature``,
+...; NaN where a cell's loss has no such param). Trials are keyed by ``trial_id``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import optuna
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from analysis.figures import require_columns
 
 __all__ = [
+    "MIN_COMPLETE_FOR_IMPORTANCE",
     "final_per_trial",
     "optimization_history",
     "parallel_coordinates",
@@ -31,20 +35,23 @@ __all__ = [
 ]
 
 _STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL")
+MIN_COMPLETE_FOR_IMPORTANCE = 2
 
 
 def final_per_trial(sweep: pd.DataFrame) -> pd.DataFrame:
-    """The last reported epoch of every trial, one row per trial, sorted by ``number``.
+    """The last reported epoch of every trial, one row per ``trial_id``, sorted by
+    ``(cell, number)``.
 
     Args:
-        sweep: sweep table with ``trial_id, number, state, epoch`` and metric/param columns.
+        sweep: sweep table with ``trial_id, cell, number, state, epoch`` and metric/param
+            columns.
     """
-    require_columns(sweep, ["trial_id", "number", "state", "epoch"], "final_per_trial")
+    require_columns(sweep, ["trial_id", "cell", "number", "state", "epoch"], "final_per_trial")
     if sweep.empty:
         return sweep.reset_index(drop=True)
     last = sweep.groupby("trial_id")["epoch"].transform("max")
     rows = sweep[sweep["epoch"] == last].drop_duplicates("trial_id", keep="last")
-    return rows.sort_values("number", kind="stable").reset_index(drop=True)
+    return rows.sort_values(["cell", "number"], kind="stable").reset_index(drop=True)
 
 
 def _empty_figure(message: str, title: str) -> go.Figure:
@@ -56,19 +63,26 @@ def _empty_figure(message: str, title: str) -> go.Figure:
     return fig
 
 
+def _cell_colours(cells: Sequence[str]) -> dict[str, str]:
+    palette = plotly.colors.qualitative.Dark24
+    return {cell: palette[i % len(palette)] for i, cell in enumerate(cells)}
+
+
 # ------------------------------------------------------------------------ optimization history
 
 
 class _HistoryInfo(NamedTuple):
-    points: dict[str, tuple[list[int], list[float]]]  # state -> (numbers, final values)
-    best_numbers: list[int]  # COMPLETE trials, by number
-    best_values: list[float]  # best so far over COMPLETE trials
+    points: dict[str, tuple[list[str], list[int], list[float]]]  # state -> (cells, numbers, values)
+    best: dict[str, tuple[list[int], list[float]]]  # cell -> (numbers, best so far), COMPLETE
+    cells: list[str]  # every cell with a finite value, sorted
 
 
 def _get_history_info(sweep: pd.DataFrame, metric: str, mode: str) -> _HistoryInfo:
     if mode not in ("max", "min"):
         raise ValueError(f"optimization_history: mode must be 'max' or 'min', got {mode!r}")
-    require_columns(sweep, ["trial_id", "number", "state", "epoch", metric], "optimization_history")
+    require_columns(
+        sweep, ["trial_id", "cell", "number", "state", "epoch", metric], "optimization_history"
+    )
     final = final_per_trial(sweep)
     final = final[np.isfinite(final[metric].astype(float))]
     states = [s for s in _STATE_ORDER if s in set(final["state"])]
@@ -76,54 +90,72 @@ def _get_history_info(sweep: pd.DataFrame, metric: str, mode: str) -> _HistoryIn
     points = {}
     for state in states:
         rows = final[final["state"] == state]
-        points[state] = (rows["number"].astype(int).tolist(), rows[metric].astype(float).tolist())
-    complete = final[final["state"] == "COMPLETE"]
-    values = complete[metric].astype(float)
-    best = values.cummax() if mode == "max" else values.cummin()
-    return _HistoryInfo(points, complete["number"].astype(int).tolist(), best.tolist())
+        points[state] = (
+            rows["cell"].astype(str).tolist(),
+            rows["number"].astype(int).tolist(),
+            rows[metric].astype(float).tolist(),
+        )
+    best = {}
+    for cell, rows in final[final["state"] == "COMPLETE"].groupby("cell", sort=True):
+        values = rows[metric].astype(float)  # in trial-number order (final_per_trial)
+        running = values.cummax() if mode == "max" else values.cummin()
+        best[str(cell)] = (rows["number"].astype(int).tolist(), running.tolist())
+    return _HistoryInfo(points, best, sorted(final["cell"].astype(str).unique()))
 
 
 def optimization_history(sweep: pd.DataFrame, metric: str, *, mode: str) -> go.Figure:
-    """Final value of every trial by trial number, and the best so far over COMPLETE trials.
+    """Final value of every trial by its number within its cell's study, and each cell's best
+    so far over its COMPLETE trials.
 
     PRUNED trials are drawn (their value is a partial-budget one) but never count as best.
+    Points and lines of a cell share one colour; a point's hover text names its cell.
 
     Args:
-        sweep: sweep table (``trial_id, number, state, epoch, <metric>``).
+        sweep: sweep table (``trial_id, cell, number, state, epoch, <metric>``).
         metric: metric column.
-        mode: ``"max"`` or ``"min"``, the direction of the study.
+        mode: ``"max"`` or ``"min"``, the direction of the studies.
 
     Returns:
         One marker ``go.Scatter`` per state present (named by the state: COMPLETE, PRUNED,
-        FAIL; ``x`` = numbers, ``y`` = last reported value; NaN values dropped), then a line
-        named ``"best so far"`` over COMPLETE trials (``x`` = their numbers).
+        FAIL; ``x`` = trial numbers within the cell, ``y`` = last reported value, ``text`` =
+        cells; NaN values dropped), then one ``"hv"`` line per cell with a COMPLETE trial,
+        named by the cell, sorted by name (``x`` = its COMPLETE trials' numbers, ``y`` = best
+        so far).
     """
     info = _get_history_info(sweep, metric, mode)
+    colours = _cell_colours(info.cells)
     symbols = {"COMPLETE": "circle", "PRUNED": "x", "FAIL": "triangle-down"}
     fig = go.Figure()
-    for state, (numbers, values) in info.points.items():
+    for state, (cells, numbers, values) in info.points.items():
         fig.add_trace(
             go.Scatter(
                 x=numbers,
                 y=values,
+                text=cells,
                 mode="markers",
                 name=state,
-                marker={"symbol": symbols.get(state, "circle"), "size": 8},
+                marker={
+                    "symbol": symbols.get(state, "circle"),
+                    "size": 8,
+                    "color": [colours[c] for c in cells],
+                },
                 opacity=1.0 if state == "COMPLETE" else 0.6,
+                hovertemplate=f"%{{text}} #%{{x}}: %{{y:.3g}}<extra>{state}</extra>",
             )
         )
-    fig.add_trace(
-        go.Scatter(
-            x=info.best_numbers,
-            y=info.best_values,
-            mode="lines",
-            name="best so far",
-            line={"shape": "hv", "color": "firebrick"},
+    for cell, (numbers, best) in info.best.items():
+        fig.add_trace(
+            go.Scatter(
+                x=numbers,
+                y=best,
+                mode="lines",
+                name=cell,
+                line={"shape": "hv", "color": colours[cell]},
+            )
         )
-    )
     fig.update_layout(
-        title=f"optimization history ({metric}, {mode})",
-        xaxis_title="trial number",
+        title=f"optimization history per cell ({metric}, {mode}; lines: best COMPLETE so far)",
+        xaxis_title="trial number within the cell's study",
         yaxis_title=f"{metric} at the last reported epoch",
     )
     return fig
@@ -184,7 +216,7 @@ class _ParallelInfo(NamedTuple):
 def _get_parallel_info(
     sweep: pd.DataFrame, metric: str, params: Sequence[str], states: Collection[str]
 ) -> _ParallelInfo:
-    require_columns(sweep, ["trial_id", "number", "state", "epoch", metric, *params], "parallel")
+    require_columns(sweep, [metric, *params], "parallel_coordinates")
     final = final_per_trial(sweep)
     final = final[final["state"].isin(list(states))]
     final = final.dropna(subset=[metric, *params])
@@ -236,14 +268,15 @@ def parallel_coordinates(
     metric are left out.
 
     Args:
-        sweep: sweep table (``trial_id, number, state, epoch, <metric>, <params>``).
+        sweep: sweep table (``trial_id, cell, number, state, epoch, <metric>, <params>``).
         metric: metric column, the last axis and the line colour.
         params: param columns, in axis order.
         states: trial states drawn; default COMPLETE only, since a PRUNED trial's value is a
             partial-budget one (pass ``("COMPLETE", "PRUNED")`` to see where ASHA cut).
 
     Returns:
-        One ``go.Parcoords`` with ``len(params) + 1`` dimensions, one line per kept trial.
+        One ``go.Parcoords`` with ``len(params) + 1`` dimensions, one line per kept trial
+        (ordered by ``(cell, number)``).
     """
     info = _get_parallel_info(sweep, metric, params, states)
     dimensions = []
@@ -273,54 +306,91 @@ def parallel_coordinates(
 
 
 class _ImportanceInfo(NamedTuple):
-    params: list[str]  # most important first
-    importances: list[float]
-    n_complete: int
+    cells: list[str]  # sorted
+    params: list[str]  # by mean importance over the evaluated cells, highest first
+    z: list[list[float]]  # [cell][param]; NaN where not evaluated or not sampled in the cell
+    too_few: dict[str, int]  # cell -> its COMPLETE trials, when below the minimum
+    evaluator: str
 
 
-def _get_importance_info(study: optuna.Study, evaluator) -> _ImportanceInfo:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return _ImportanceInfo([], [], len(complete))
-    importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    return _ImportanceInfo(
-        list(importances), [float(v) for v in importances.values()], len(complete)
-    )
+def _sampled_params(trials: Sequence[FrozenTrial]) -> set[str]:
+    """Params with more than one possible value (a fixed param has no importance)."""
+    return {name for t in trials for name, d in t.distributions.items() if not d.single()}
 
 
-def param_importance(study: optuna.Study, *, evaluator=None) -> go.Figure:
-    """Hyperparameter importances of the study's COMPLETE trials (horizontal bars).
+def _get_importance_info(studies: Mapping[str, optuna.Study], evaluator) -> _ImportanceInfo:
+    evaluator = evaluator or optuna.importance.PedAnovaImportanceEvaluator()
+    cells = sorted(studies)
+    rows: list[dict[str, float]] = []
+    columns: set[str] = set()
+    too_few = {}
+    for cell in cells:
+        study = studies[cell]
+        columns |= _sampled_params(study.get_trials(deepcopy=False))
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(complete) < MIN_COMPLETE_FOR_IMPORTANCE:
+            too_few[cell] = len(complete)
+            rows.append({})
+            continue
+        params = sorted(_sampled_params(complete))
+        rows.append(
+            optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
+        )
+    frame = pd.DataFrame(rows, index=cells, columns=sorted(columns), dtype=float)
+    order = frame.mean().fillna(-1.0).sort_values(ascending=False, kind="stable").index
+    frame = frame[order]
+    name = type(evaluator).__name__.removesuffix("ImportanceEvaluator")
+    return _ImportanceInfo(cells, list(order), frame.to_numpy().tolist(), too_few, name)
+
+
+def param_importance(studies: Mapping[str, optuna.Study], *, evaluator=None) -> go.Figure:
+    """Hyperparameter importance per cell: a heatmap of cells (rows) x params (columns).
+
+    Each cell's study is evaluated on its own COMPLETE trials with ``optuna.importance``
+    (importances of a row sum to 1). Params fixed to one value are left out. A cell with fewer
+    than ``MIN_COMPLETE_FOR_IMPORTANCE`` COMPLETE trials gets an empty row, named in the
+    figure's subtitle.
 
     Args:
-        study: a single-objective Optuna study.
-        evaluator: an ``optuna.importance`` evaluator; default that of
-            ``optuna.importance.get_param_importances`` (no scikit-learn needed).
+        studies: cell (``"loss:optimizer"``) -> that cell's single-objective Optuna study.
+        evaluator: an ``optuna.importance`` evaluator; default
+            ``PedAnovaImportanceEvaluator()`` (no scikit-learn needed).
 
     Returns:
-        One ``go.Bar`` named ``"importance"`` (``y`` = params, most important on top, ``x`` =
-        importances summing to 1); with fewer than two COMPLETE trials, or no param common to
-        them, a figure without traces whose annotation says why.
+        One ``go.Heatmap`` named ``"importance"``: ``y`` = cells (sorted, first on top), ``x``
+        = params (highest mean importance first), ``z`` = importances (NaN: not evaluated,
+        or the param is not sampled in that cell), ``text`` = ``z`` to 2 decimals (``""`` for
+        NaN). Without any sampled param, a figure without traces whose annotation says so.
     """
-    title = "hyperparameter importance (COMPLETE trials)"
-    info = _get_importance_info(study, evaluator)
-    if info.n_complete < 2:
-        return _empty_figure(
-            f"importance needs at least 2 COMPLETE trials; the study has {info.n_complete}",
-            title,
-        )
+    info = _get_importance_info(studies, evaluator)
+    title = f"hyperparameter importance per cell ({info.evaluator}, COMPLETE trials)"
     if not info.params:
-        return _empty_figure("no parameter is common to all COMPLETE trials", title)
+        return _empty_figure("no sampled parameter in any study", title)
     fig = go.Figure(
-        go.Bar(
-            x=info.importances[::-1],
-            y=info.params[::-1],
-            orientation="h",
+        go.Heatmap(
+            z=info.z,
+            x=info.params,
+            y=info.cells,
+            zmin=0.0,
+            zmax=1.0,
+            colorscale="Blues",
             name="importance",
-            text=[f"{v:.2f}" for v in info.importances[::-1]],
-            textposition="auto",
+            text=[["" if np.isnan(v) else f"{v:.2f}" for v in row] for row in info.z],
+            texttemplate="%{text}",
+            colorbar={"title": {"text": "importance"}},
+            hoverongaps=False,
         )
     )
+    subtitle = ""
+    if info.too_few:
+        listed = ", ".join(f"{c} ({n})" for c, n in info.too_few.items())
+        subtitle = (
+            f"empty rows: fewer than {MIN_COMPLETE_FOR_IMPORTANCE} COMPLETE trials in {listed}"
+        )
     fig.update_layout(
-        title=f"{title}, n = {info.n_complete}", xaxis_title="importance", yaxis_title="param"
+        title={"text": title, "subtitle": {"text": subtitle}},
+        xaxis_title="param",
+        yaxis={"title": "cell", "autorange": "reversed"},
+        height=200 + 24 * len(info.cells),
     )
     return fig

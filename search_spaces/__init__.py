@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from search_spaces.demo import demo_space
-from search_spaces.knobs import Knobs, Override, OverrideError
+from search_spaces.knobs import CellsFound, CellsProbe, Knobs, Override, OverrideError
 from search_spaces.seeds import seeds_space
 
 SPACES: dict[str, Callable[[Knobs], None]] = {
@@ -43,6 +43,20 @@ class SearchSpace:
         knobs = Knobs(trial, self.overrides)
         SPACES[self.name](knobs)
         return knobs.constants or None
+
+    def cells(self) -> list[str]:
+        """The "loss:optimizer" cells the space allows with these overrides, in order."""
+        try:
+            SPACES[self.name](CellsProbe(self.overrides))
+        except CellsFound as found:
+            return found.cells
+        raise OverrideError(f"search space {self.name!r} never draws a (loss, optimizer) cell")
+
+    def for_cell(self, cell: str) -> SearchSpace:
+        """This space with its (loss, optimizer) fixed to ``cell`` (a one-value ``cell``
+        parameter): what the Optuna study of that cell samples."""
+        kept = {k: v for k, v in self.overrides.items() if k not in ("loss", "optimizer", "cells")}
+        return SearchSpace(self.name, {**kept, "cells": [cell]})
 
     def sample(self, n_trials: int = 64, seed: int = 0) -> tuple[list[dict], set[str]]:
         """Configs drawn by a random sampler (as Ray passes them to a trial) and the names of

@@ -26,6 +26,14 @@ class OverrideError(ValueError):
     """A ``[search]`` entry that does not fit the parameter it names."""
 
 
+class CellsFound(Exception):
+    """Raised by :class:`CellsProbe` with the cells a space allows."""
+
+    def __init__(self, cells: list[str]) -> None:
+        super().__init__(cells)
+        self.cells = cells
+
+
 class Knobs:
     """Wraps an ``optuna.Trial``; every suggestion passes through the overrides."""
 
@@ -40,6 +48,21 @@ class Knobs:
         ``optimizer``, or one parameter ``cell`` when the overrides list ``cells``."""
         if "cells" not in self.overrides:
             return self.choice("loss", losses), self.choice("optimizer", optimizers)
+        cells = self.allowed_cells(losses, optimizers)
+        loss, _, optimizer = self.trial.suggest_categorical("cell", cells).partition(":")
+        self.constants.update(loss=loss, optimizer=optimizer)
+        return loss, optimizer
+
+    def allowed_cells(self, losses: Sequence[str], optimizers: Sequence[str]) -> list[str]:
+        """The "loss:optimizer" pairs the overrides allow: ``cells`` if given, else the
+        product of the (narrowed) loss and optimizer choices."""
+        if "cells" not in self.overrides:
+            self.used.update(("loss", "optimizer"))
+            return [
+                f"{loss}:{optimizer}"
+                for loss in self._allowed("loss", losses)
+                for optimizer in self._allowed("optimizer", optimizers)
+            ]
         self.used.add("cells")
         cells = self.overrides["cells"]
         if not isinstance(cells, list) or not cells:
@@ -51,25 +74,26 @@ class Knobs:
                     f"search.cells: {cell!r} is not loss:optimizer with a loss among "
                     f"{', '.join(losses)} and an optimizer among {', '.join(optimizers)}"
                 )
-        loss, _, optimizer = self.trial.suggest_categorical("cell", cells).partition(":")
-        self.constants.update(loss=loss, optimizer=optimizer)
-        return loss, optimizer
+        return list(cells)
 
     def choice(self, name: str, choices: Sequence[Any]) -> Any:
         """A categorical parameter; an override fixes it or picks a subset of ``choices``."""
         self.used.add(name)
-        allowed = list(choices)
-        if name in self.overrides:
-            wanted = self.overrides[name]
-            wanted = wanted if isinstance(wanted, list) else [wanted]
-            bad = [w for w in wanted if w not in choices]
-            if bad or not wanted:
-                raise OverrideError(
-                    f"search.{name}: {bad[0] if bad else '[]'!r} is not a valid choice; "
-                    f"choose from {', '.join(map(str, choices))}"
-                )
-            allowed = wanted
-        return self.trial.suggest_categorical(name, allowed)
+        return self.trial.suggest_categorical(name, self._allowed(name, choices))
+
+    def _allowed(self, name: str, choices: Sequence[Any]) -> list[Any]:
+        """``choices``, or the subset an override of ``name`` picks (checked)."""
+        if name not in self.overrides:
+            return list(choices)
+        wanted = self.overrides[name]
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        bad = [w for w in wanted if w not in choices]
+        if bad or not wanted:
+            raise OverrideError(
+                f"search.{name}: {bad[0] if bad else '[]'!r} is not a valid choice; "
+                f"choose from {', '.join(map(str, choices))}"
+            )
+        return wanted
 
     def log_float(self, name: str, low: float, high: float) -> float:
         """A log-uniform parameter in [low, high]."""
@@ -121,3 +145,14 @@ def _numeric_range(name: str, value: Override, *, log: bool) -> tuple[float, flo
     if log and low <= 0:
         raise OverrideError(f"search.{name}: a log-scale parameter needs low > 0, got {low:g}")
     return low, high
+
+
+class CellsProbe(Knobs):
+    """Runs a space only up to its :meth:`Knobs.cell` call, which raises :class:`CellsFound`
+    with the cells the overrides allow (no trial needed)."""
+
+    def __init__(self, overrides: Mapping[str, Override]) -> None:
+        super().__init__(trial=None, overrides=overrides)
+
+    def cell(self, losses: Sequence[str], optimizers: Sequence[str]) -> tuple[str, str]:
+        raise CellsFound(self.allowed_cells(losses, optimizers))

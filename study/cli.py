@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--zeroshot-per-class", type=int, default=8)
     synth.add_argument("--image-size", type=int, default=32)
 
-    demo = commands.add_parser("demo", help="synthesise the data if missing and run the demo sweep")
+    demo = commands.add_parser(
+        "demo", help="synthesise the data if missing; sweep, confirm and report the demo study"
+    )
     demo.add_argument("--data", type=Path, default=DEMO_DATA)
     return parser
 

@@ -1,6 +1,6 @@
 """Study files: TOML plus ``--set section.key=value`` overrides -> frozen, validated config.
 
-Sections: ``[study]`` (name, space, metric, ...), ``[scheduler]`` (ASHA over epochs),
+Sections: ``[study]`` (name, space, metric, trials per cell, ...), ``[scheduler]`` (ASHA),
 ``[resources]`` (per trial, concurrency), ``[data]`` (:class:`trainables.config.DataPaths`),
 ``[model]`` (:class:`trainables.model.ModelConfig`), ``[trial]`` (the non-searched fields of
 :class:`trainables.config.TrialConfig`) and ``[search]`` (overrides of the search space: a
@@ -38,7 +38,7 @@ class StudySection:
     space: str = "demo"
     metric: str = "r_mean"
     mode: str = "max"
-    num_samples: int = 12
+    trials_per_cell: int = 4  # every (loss, optimizer) cell gets the same tuning budget
     seed: int = 0
     runs_dir: str = "runs"
     storage: str = ""  # "" = run_dir/optuna.db; an SQLAlchemy URL; or "journal:PATH"
@@ -48,8 +48,8 @@ class StudySection:
             raise ValueError(f"study.name must be a non-empty word without '/', got {self.name!r}")
         if self.mode not in ("min", "max"):
             raise ValueError(f"study.mode must be 'min' or 'max', got {self.mode!r}")
-        if self.num_samples < 1:
-            raise ValueError(f"study.num_samples must be >= 1, got {self.num_samples}")
+        if self.trials_per_cell < 1:
+            raise ValueError(f"study.trials_per_cell must be >= 1, got {self.trials_per_cell}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,15 @@ class StudyConfig:
     @property
     def space(self) -> SearchSpace:
         return SearchSpace(self.study.space, self.search)
+
+    @property
+    def cells(self) -> list[str]:
+        """The "loss:optimizer" cells of the study, each tuned in its own Optuna study."""
+        return self.space.cells()
+
+    @property
+    def num_trials(self) -> int:
+        return self.study.trials_per_cell * len(self.cells)
 
     @property
     def run_dir(self) -> Path:

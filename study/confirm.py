@@ -23,6 +23,7 @@ from study.errors import UsageError
 from study.results import METRIC_COLUMNS
 from study.runner import check_data, ray_trainable, start_ray
 from study.storage import open_storage
+from study.studies import load_cell_studies
 
 EXPERIMENT = "confirm"
 PLAN_FILE = "confirm_plan.json"  # the configs retrained and the cells left out
@@ -36,23 +37,16 @@ class ConfirmPlan:
     missing: list[str]
 
 
-def cell_of(trial: optuna.trial.FrozenTrial) -> str:
-    return f"{trial.user_attrs.get('loss')}:{trial.user_attrs.get('optimizer')}"
-
-
-def plan_confirmation(study: optuna.Study, cells: list[str] | None = None) -> ConfirmPlan:
-    """Best COMPLETE trial of each cell seen in the sweep (or of ``cells``)."""
-    trials = study.get_trials(deepcopy=False)
-    wanted = cells or sorted({cell_of(t) for t in trials})
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+def plan_confirmation(studies: dict[str, optuna.Study], cells: list[str]) -> ConfirmPlan:
+    """Best COMPLETE trial of each of ``cells`` (cell -> its study in ``studies``)."""
     best: dict[str, dict] = {}
-    for cell in wanted:
-        complete = [t for t in trials if cell_of(t) == cell and t.state == TrialState.COMPLETE]
-        if complete:
-            top = (max if maximize else min)(complete, key=lambda t: t.value)
+    for cell in cells:
+        study = studies.get(cell)
+        if study and study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             loss, optimizer = cell.split(":")
-            best[cell] = {**top.params, "loss": loss, "optimizer": optimizer}
-    return ConfirmPlan(best, [cell for cell in wanted if cell not in best])
+            params = {k: v for k, v in study.best_trial.params.items() if k != "cell"}
+            best[cell] = {**params, "loss": loss, "optimizer": optimizer}
+    return ConfirmPlan(best, [cell for cell in cells if cell not in best])
 
 
 def confirmation_table(results) -> pd.DataFrame:
@@ -85,11 +79,16 @@ def run_confirmation(
     """Retrain every cell's best config for seeds 0..seeds-1; returns the plan and the table."""
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
-    try:
-        study = optuna.load_study(study_name=cfg.study.name, storage=open_storage(cfg.storage_url))
-    except KeyError:
-        raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first") from None
-    plan = plan_confirmation(study, cells)
+    studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
+    if not studies:
+        raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first")
+    unknown = sorted(set(cells or []) - set(cfg.cells))
+    if unknown:
+        raise UsageError(
+            f"--cells: {unknown[0]!r} is not a cell of this study; choose among "
+            f"{', '.join(cfg.cells)}"
+        )
+    plan = plan_confirmation(studies, cells or cfg.cells)
     if not plan.best:
         raise UsageError(
             f"no cell of {cfg.run_dir} has a COMPLETE (full-budget) trial to confirm "

@@ -21,6 +21,7 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from study.storage import open_storage
+from study.studies import load_cell_studies
 
 
 def failure_reason(error_file: Path) -> str:
@@ -92,20 +93,20 @@ def trial_dirname(trial) -> str:
 
 
 class FailureRecorder(Callback):
-    """Tells FAIL, with ``fail_reason``, the Optuna trial of a Ray trial that errored."""
+    """Tells FAIL, with ``fail_reason``, the Optuna trial of a Ray trial that errored (found
+    by its ``ray_trial_id`` among the cell studies of run ``run``)."""
 
-    def __init__(self, storage_url: str, study_name: str) -> None:
+    def __init__(self, storage_url: str, run: str) -> None:
         self.storage_url = storage_url
-        self.study_name = study_name
+        self.run = run
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        study = optuna.load_study(
-            study_name=self.study_name, storage=open_storage(self.storage_url)
-        )
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
-                reason = failure_reason(Path(trial.error_file)) if trial.error_file else None
-                fail_trial(study, frozen, reason or "the trial raised an error")
+        studies = load_cell_studies(open_storage(self.storage_url), self.run)
+        for study in studies.values():
+            for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
+                    reason = failure_reason(Path(trial.error_file)) if trial.error_file else None
+                    fail_trial(study, frozen, reason or "the trial raised an error")
 
 
 def fail_orphans(study: optuna.Study, reason: str) -> int:

@@ -11,16 +11,17 @@ from ray.tune import Callback
 class ProgressPrinter(Callback):
     """Prints, for example::
 
-        [  41s] 3ac1f2e9 sogclr+adamw lr=3.2e-03  epoch 2/4  r_mean 25.10  (best 31.20)
+        [  41s] 3ac1f2e9 sogclr+adamw lr=3.2e-03  epoch 2/4  r_mean 25.10  (cell best 31.20)
         [  47s] 3ac1f2e9 sogclr+adamw lr=3.2e-03  stopped by ASHA after 2/4 epochs
 
-    Trials are named by their Ray trial id, the ``ray_trial_id`` attribute of the Optuna trial.
+    Trials are named by their Ray trial id, the ``ray_trial_id`` attribute of the Optuna trial;
+    the best value is that of the trial's (loss, optimizer) cell.
     """
 
     def __init__(self, metric: str, mode: str, max_epochs: int) -> None:
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
         self.start = time.monotonic()
-        self.best: float | None = None
+        self.best: dict[str, float] = {}  # cell -> best value reported so far
 
     def _label(self, trial) -> str:
         config = trial.config
@@ -36,13 +37,12 @@ class ProgressPrinter(Callback):
         value = result.get(self.metric)
         if value is None:
             return
-        better = self.best is None or (
-            value > self.best if self.mode == "max" else value < self.best
-        )
-        self.best = value if better else self.best
+        cell = trial.config.get("cell")
+        best = self.best.setdefault(cell, value)
+        self.best[cell] = max(best, value) if self.mode == "max" else min(best, value)
         self._print(
             f"{self._label(trial)}  epoch {result.get('epoch')}/{self.max_epochs}  "
-            f"{self.metric} {value:.2f}  (best {self.best:.2f})"
+            f"{self.metric} {value:.2f}  (cell best {self.best[cell]:.2f})"
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:

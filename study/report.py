@@ -15,6 +15,7 @@ from study.config import StudyConfig
 from study.confirm import PLAN_FILE
 from study.errors import UsageError
 from study.storage import open_storage
+from study.studies import load_cell_studies, overview_study
 
 DASHBOARD_FIGURES = ("Per-seed results", "Paired differences", "Loss x optimizer means")
 
@@ -30,8 +31,9 @@ def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame) -> dict
         "cells not confirmed (no full-budget trial in the sweep)": ", ".join(missing) or "none",
         "seeds per cell": str(confirm.groupby("cell")["seed"].nunique().min()),
         "epoch budget": str(cfg.scheduler.max_epochs),
-        "sweep": f"{sweep['trial_id'].nunique()} trials, ASHA grace "
-        f"{cfg.scheduler.grace_period}, reduction {cfg.scheduler.reduction_factor}",
+        "sweep": f"{sweep['trial_id'].nunique()} trials: {cfg.study.trials_per_cell} per cell, "
+        f"one Optuna study and one ASHA (grace {cfg.scheduler.grace_period}, reduction "
+        f"{cfg.scheduler.reduction_factor}) per cell",
         "primary metric": f"{cfg.study.metric} ({cfg.study.mode})",
         "data": cfg.trial.data.dir,
         "hardware": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
@@ -62,6 +64,7 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
         mode=cfg.study.mode,
         max_epochs=cfg.scheduler.max_epochs,
         baseline=baseline,
+        studies=load_cell_studies(open_storage(cfg.storage_url), cfg.study.name),
     )
     page = render_html(
         report, title=f"clipstudy report: {cfg.study.name}", setup=_setup(cfg, confirm, sweep)
@@ -74,10 +77,11 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
 
 
 def _push_to_dashboard(cfg: StudyConfig, report) -> None:
-    """The verdict as the study's note and the key figures as dashboard plots."""
+    """The verdict as the note of the run's overview study and the key figures as its
+    dashboard plots."""
     from optuna_dashboard import save_note, save_plotly_graph_object
 
-    study = optuna.load_study(study_name=cfg.study.name, storage=open_storage(cfg.storage_url))
+    study = overview_study(open_storage(cfg.storage_url), cfg.study.name, cfg.study.mode)
     save_note(
         study,
         "## Verdict (confirmation runs)\n\n" + "\n".join(f"- {line}" for line in report.verdict),

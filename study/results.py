@@ -9,6 +9,8 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from study.studies import all_trials
+
 METRIC_COLUMNS = [
     "epoch",
     "train_loss",
@@ -33,12 +35,18 @@ METRIC_COLUMNS = [
 ]
 
 
-def trials_table(results, study: optuna.Study) -> pd.DataFrame:
-    """One row per (trial, epoch) with the trial's params and its Optuna number and state.
+def trials_table(results, studies: dict[str, optuna.Study]) -> pd.DataFrame:
+    """One row per (trial, epoch): the trial's cell, Optuna number (within the cell's study)
+    and state, its metrics and its params.
 
-    ``results`` is a Ray ``ResultGrid``; trials that reported nothing have no rows.
+    ``results`` is a Ray ``ResultGrid``; ``studies`` maps cell -> study; trials that reported
+    nothing have no rows.
     """
-    by_ray_id = {t.user_attrs.get("ray_trial_id"): t for t in study.get_trials(deepcopy=False)}
+    by_ray_id = {
+        t.user_attrs.get("ray_trial_id"): t
+        for study in studies.values()
+        for t in study.get_trials(deepcopy=False)
+    }
     frames = []
     for result in results:
         history = result.metrics_dataframe
@@ -48,38 +56,50 @@ def trials_table(results, study: optuna.Study) -> pd.DataFrame:
         ot_trial = by_ray_id.get(ray_id)
         frame = history[[c for c in METRIC_COLUMNS if c in history.columns]].copy()
         frame.insert(0, "trial_id", ray_id)
-        frame.insert(1, "number", ot_trial.number if ot_trial else -1)
-        frame.insert(2, "state", ot_trial.state.name if ot_trial else "UNKNOWN")
+        frame.insert(1, "cell", result.config["cell"])
+        frame.insert(2, "number", ot_trial.number if ot_trial else -1)
+        frame.insert(3, "state", ot_trial.state.name if ot_trial else "UNKNOWN")
         for key, value in sorted(result.config.items()):
-            frame[key] = value
+            if key != "cell":
+                frame[key] = value
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["trial_id", "number", "state", *METRIC_COLUMNS])
-    return pd.concat(frames, ignore_index=True).sort_values(["number", "epoch"], ignore_index=True)
+        return pd.DataFrame(columns=["trial_id", "cell", "number", "state", *METRIC_COLUMNS])
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["cell", "number", "epoch"], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class CellBest:
+    """The best COMPLETE (full-budget) trial of a cell."""
+
+    value: float
+    number: int
+    ray_trial_id: str | None
+    params: dict
 
 
 @dataclass(frozen=True)
 class SweepSummary:
-    """What a user wants to know when a sweep ends."""
+    """What a user wants to know when a sweep ends: trial counts per state, and per cell the
+    best full-budget trial (``None`` when the cell has no COMPLETE trial)."""
 
     counts: dict[str, int]
-    best_value: float | None
-    best_params: dict
-    best_number: int | None
-    best_ray_trial_id: str | None = None
+    best: dict[str, CellBest | None]
 
     def lines(self, metric: str) -> list[str]:
         counts = ", ".join(f"{state} {n}" for state, n in self.counts.items())
-        out = [f"trials: {counts}"]
-        if self.best_number is None:
-            out.append("best: no trial ran its full epoch budget (no COMPLETE trial)")
-        else:
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_params.items())
+        out = [f"trials: {counts}", f"best full-budget trial of each cell ({metric}):"]
+        width = max(len(cell) for cell in self.best) if self.best else 0
+        for cell, best in self.best.items():
+            if best is None:
+                out.append(f"  {cell:{width}s}  none: no trial ran its full epoch budget")
+                continue
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items() if k != "cell")
             out.append(
-                f"best: trial {self.best_number} (ray {self.best_ray_trial_id}), "
-                f"{metric} = {self.best_value:.2f}"
+                f"  {cell:{width}s}  {best.value:6.2f}  trial {best.number} "
+                f"(ray {best.ray_trial_id})  {params}"
             )
-            out.append(f"      {params}")
         return out
 
 
@@ -87,20 +107,25 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def summarize(study: optuna.Study) -> SweepSummary:
-    """Counts per state and the best COMPLETE trial (full budget only)."""
-    trials = study.get_trials(deepcopy=False)
+def summarize(studies: dict[str, optuna.Study], cells: list[str]) -> SweepSummary:
+    """Counts per state over all cell studies, and the best COMPLETE trial of each cell."""
+    trials = all_trials(studies)
     counts = {
         state.name: sum(t.state == state for t in trials)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     }
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        return SweepSummary(counts, None, {}, None)
-    best = study.best_trial
-    return SweepSummary(
-        counts, best.value, dict(best.params), best.number, best.user_attrs.get("ray_trial_id")
-    )
+    best: dict[str, CellBest | None] = {}
+    for cell in cells:
+        study = studies.get(cell)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study else []
+        if not complete:
+            best[cell] = None
+            continue
+        top = study.best_trial
+        best[cell] = CellBest(
+            top.value, top.number, top.user_attrs.get("ray_trial_id"), dict(top.params)
+        )
+    return SweepSummary(counts, best)
 
 
 def write_trials(table: pd.DataFrame, path: Path) -> Path:

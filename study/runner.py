@@ -1,5 +1,8 @@
 """A sweep: Ray Tune places the trials, Optuna samples and records them, ASHA stops weak ones.
 
+Every (loss, optimizer) cell gets the same number of trials, its own Optuna study and its own
+ASHA rungs (:mod:`study.per_cell`, :mod:`study.studies`), all in one Ray Tune experiment.
+
 Flow: check everything (config, data, Ray address) -> create the run directory -> fit a
 ``tune.Tuner`` (or restore an interrupted one) -> fail Optuna trials no Ray trial will finish
 -> write ``trials.parquet`` and print the summary.
@@ -22,10 +25,12 @@ from study.optuna_bridge import (
     fail_orphans,
     trial_dirname,
 )
+from study.per_cell import PerCellASHA, PerCellSearch
 from study.progress import ProgressPrinter
 from study.ray_env import configure_ray_env
 from study.results import SweepSummary, summarize, trials_table, write_trials
 from study.storage import open_storage
+from study.studies import cell_study_name, load_cell_studies, overview_study
 from trainables.data import DataError
 from trainables.trial_data import load_trial_data
 
@@ -104,9 +109,44 @@ def ray_trainable(cfg: StudyConfig, function):
     return tune.with_resources(tune.with_parameters(function, base=cfg.trial.to_dict()), resources)
 
 
+def _searcher(cfg: StudyConfig) -> PerCellSearch:
+    """One TruthfulOptunaSearch per cell, each over its own study ``run/loss/optimizer``."""
+    metric, mode = cfg.study.metric, cfg.study.mode
+    storage = _storage(cfg)
+    searchers = {
+        cell: TruthfulOptunaSearch(
+            space=cfg.space.for_cell(cell),
+            metric=metric,
+            mode=mode,
+            storage=storage,
+            study_name=cell_study_name(cfg.study.name, cell),
+            seed=cfg.study.seed,
+            max_epochs=cfg.scheduler.max_epochs,
+        )
+        for cell in cfg.cells
+    }
+    return PerCellSearch(searchers, cfg.study.trials_per_cell, metric, mode)
+
+
+def _describe_run(cfg: StudyConfig) -> None:
+    """The overview study's note: what the run is, until the report replaces it."""
+    from optuna_dashboard import save_note
+
+    overview = overview_study(_storage(cfg), cfg.study.name, cfg.study.mode)
+    studies = "\n".join(f"- `{cell_study_name(cfg.study.name, c)}`" for c in cfg.cells)
+    save_note(
+        overview,
+        f"## Sweep {cfg.study.name}\n\nEvery (loss, optimizer) cell is tuned in its own study "
+        f"with {cfg.study.trials_per_cell} trials and its own ASHA rungs "
+        f"(grace {cfg.scheduler.grace_period} epochs, reduction {cfg.scheduler.reduction_factor},"
+        f" full budget {cfg.scheduler.max_epochs} epochs; metric {cfg.study.metric}, "
+        f"{cfg.study.mode}). This study holds no trials: after `clipstudy confirm` and "
+        f"`clipstudy report` it shows the verdict.\n\n{studies}",
+    )
+
+
 def _tuner(cfg: StudyConfig, resume: bool):
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from study.trainable import train_clip
 
@@ -114,19 +154,9 @@ def _tuner(cfg: StudyConfig, resume: bool):
     trainable = ray_trainable(cfg, train_clip)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
-    metric, mode = cfg.study.metric, cfg.study.mode
-    searcher = TruthfulOptunaSearch(
-        space=cfg.space,
-        metric=metric,
-        mode=mode,
-        storage=_storage(cfg),
-        study_name=cfg.study.name,
-        seed=cfg.study.seed,
-        max_epochs=cfg.scheduler.max_epochs,
-    )
-    scheduler = ASHAScheduler(
-        metric=metric,
-        mode=mode,
+    scheduler = PerCellASHA(
+        metric=cfg.study.metric,
+        mode=cfg.study.mode,
         time_attr="epoch",
         max_t=cfg.scheduler.max_epochs,
         grace_period=cfg.scheduler.grace_period,
@@ -135,9 +165,9 @@ def _tuner(cfg: StudyConfig, resume: bool):
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
+            search_alg=_searcher(cfg),
             scheduler=scheduler,
-            num_samples=cfg.study.num_samples,
+            num_samples=cfg.num_trials,
             max_concurrent_trials=cfg.resources.max_concurrent,
             reuse_actors=cfg.resources.reuse_actors,
             trial_dirname_creator=trial_dirname,
@@ -149,7 +179,7 @@ def _tuner(cfg: StudyConfig, resume: bool):
             failure_config=tune.FailureConfig(max_failures=0),
             callbacks=[
                 FailureRecorder(cfg.storage_url, cfg.study.name),
-                ProgressPrinter(metric, mode, cfg.scheduler.max_epochs),
+                ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
             ],
             verbose=0,
         ),
@@ -186,15 +216,18 @@ def run_sweep(
         (cfg.run_dir / "study.toml").write_text(to_toml(cfg))
     try:
         tuner = _tuner(cfg, resume)
+        if not resume:
+            _describe_run(cfg)
     except Exception:
         if not resume:
             shutil.rmtree(cfg.run_dir, ignore_errors=True)
         raise
     results = tuner.fit()
-    study = optuna.load_study(study_name=cfg.study.name, storage=_storage(cfg))
+    studies = load_cell_studies(_storage(cfg), cfg.study.name)
     finished = results.num_terminated + results.num_errors
-    interrupted = finished < len(results) or len(results) < cfg.study.num_samples
+    interrupted = finished < len(results) or len(results) < cfg.num_trials
     if not interrupted:
-        fail_orphans(study, "no Ray trial finished this trial (the sweep was interrupted)")
-    write_trials(trials_table(results, study), cfg.run_dir / "trials.parquet")
-    return SweepOutcome(cfg.run_dir, summarize(study), interrupted)
+        for study in studies.values():
+            fail_orphans(study, "no Ray trial finished this trial (the sweep was interrupted)")
+    write_trials(trials_table(results, studies), cfg.run_dir / "trials.parquet")
+    return SweepOutcome(cfg.run_dir, summarize(studies, cfg.cells), interrupted)

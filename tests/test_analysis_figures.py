@@ -54,31 +54,36 @@ def _pairwise() -> pd.DataFrame:
 
 
 def _sweep() -> pd.DataFrame:
-    """Five trials with a 4-epoch budget; numbers 0..4.
+    """Two cells, each its own study with trial numbers 0..2, and a 4-epoch budget; trials
+    arrive interleaved (trial_id t0..t5).
 
-    number: state, epochs reached, final r_mean
-    0: COMPLETE 4 -> 10;  1: PRUNED 1 -> 50;  2: COMPLETE 4 -> 8;  3: PRUNED 2 -> 60;
-    4: COMPLETE 4 -> 20
+    trial_id: cell #number, state, epochs reached, final r_mean, lr
+    t0: clip:adamw #0 COMPLETE 4 -> 10, 1e-3;   t1: siglip:sgd #0 COMPLETE 4 -> 8, 1e-1
+    t2: clip:adamw #1 PRUNED   1 -> 50, 1e-4;   t3: siglip:sgd #1 PRUNED   2 -> 60, 1e-2
+    t4: clip:adamw #2 COMPLETE 4 -> 20, 1e-2;   t5: siglip:sgd #2 COMPLETE 4 -> 5,  1e-1
     """
     spec = [
-        (0, "COMPLETE", 4, 10.0, "clip", "adamw", 1e-3),
-        (1, "PRUNED", 1, 50.0, "clip", "sgd", 1e-1),
-        (2, "COMPLETE", 4, 8.0, "siglip", "sgd", 1e-2),
-        (3, "PRUNED", 2, 60.0, "siglip", "adamw", 1e-4),
-        (4, "COMPLETE", 4, 20.0, "clip", "sgd", 1e-1),
+        ("clip:adamw", 0, "COMPLETE", 4, 10.0, 1e-3),
+        ("siglip:sgd", 0, "COMPLETE", 4, 8.0, 1e-1),
+        ("clip:adamw", 1, "PRUNED", 1, 50.0, 1e-4),
+        ("siglip:sgd", 1, "PRUNED", 2, 60.0, 1e-2),
+        ("clip:adamw", 2, "COMPLETE", 4, 20.0, 1e-2),
+        ("siglip:sgd", 2, "COMPLETE", 4, 5.0, 1e-1),
     ]
     rows = []
-    for number, state, epochs, final, loss, opt, lr in spec:
+    for trial, (cell, number, state, epochs, final, lr) in enumerate(spec):
+        loss, optimizer = cell.split(":")
         for epoch in range(1, epochs + 1):
             rows.append(
                 {
-                    "trial_id": f"t{number}",
+                    "trial_id": f"t{trial}",
+                    "cell": cell,
                     "number": number,
                     "state": state,
                     "epoch": epoch,
                     "r_mean": final if epoch == epochs else final - 1.0,
                     "loss": loss,
-                    "optimizer": opt,
+                    "optimizer": optimizer,
                     "lr": lr,
                     "temperature": 0.07,
                 }
@@ -216,30 +221,56 @@ def test_learning_curves_median_and_iqr_match_numpy():
 # ------------------------------------------------------------------------- sweep_figures.py
 
 
-def test_final_per_trial():
+def test_final_per_trial_keys_by_trial_id_not_number():
     final = sweep_figures.final_per_trial(_sweep())
-    assert final["number"].tolist() == [0, 1, 2, 3, 4]
-    assert final["r_mean"].tolist() == [10.0, 50.0, 8.0, 60.0, 20.0]
+    assert final["trial_id"].tolist() == ["t0", "t2", "t4", "t1", "t3", "t5"]
+    assert final["cell"].tolist() == ["clip:adamw"] * 3 + ["siglip:sgd"] * 3
+    assert final["number"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert final["r_mean"].tolist() == [10.0, 50.0, 20.0, 8.0, 60.0, 5.0]
 
 
-@pytest.mark.parametrize(("mode", "best"), [("max", [10.0, 10.0, 20.0]), ("min", [10.0, 8.0, 8.0])])
-def test_optimization_history_best_so_far_ignores_pruned(mode, best):
+@pytest.mark.parametrize(
+    ("mode", "clip_best", "siglip_best"),
+    [("max", [10.0, 20.0], [8.0, 8.0]), ("min", [10.0, 10.0], [8.0, 5.0])],
+)
+def test_optimization_history_one_best_line_per_cell(mode, clip_best, siglip_best):
     fig = sweep_figures.optimization_history(_sweep(), "r_mean", mode=mode)
     _serializes(fig)
-    by_name = {t.name: t for t in fig.data}
-    assert [t.name for t in fig.data] == ["COMPLETE", "PRUNED", "best so far"]
-    assert list(by_name["COMPLETE"].x) == [0, 2, 4]
-    assert list(by_name["PRUNED"].x) == [1, 3]
-    assert list(by_name["PRUNED"].y) == [50.0, 60.0]
-    line = by_name["best so far"]
-    assert list(line.x) == [0, 2, 4] and list(line.y) == best
-    steps = np.diff(line.y)
-    assert (steps >= 0).all() if mode == "max" else (steps <= 0).all()
+    assert [t.name for t in fig.data] == ["COMPLETE", "PRUNED", "clip:adamw", "siglip:sgd"]
+    complete, pruned, clip, siglip = fig.data
+    assert list(complete.x) == [0, 2, 0, 2]
+    assert list(complete.y) == [10.0, 20.0, 8.0, 5.0]
+    assert list(complete.text) == ["clip:adamw", "clip:adamw", "siglip:sgd", "siglip:sgd"]
+    assert list(pruned.x) == [1, 1] and list(pruned.y) == [50.0, 60.0]  # never a best
+    assert list(clip.x) == [0, 2] and list(clip.y) == clip_best
+    assert list(siglip.x) == [0, 2] and list(siglip.y) == siglip_best
+    # a cell's points take its line's colour
+    assert list(complete.marker.color) == [clip.line.color] * 2 + [siglip.line.color] * 2
+    assert clip.line.color != siglip.line.color
+
+
+def test_optimization_history_drops_nan_and_cells_without_complete():
+    base = {"number": 3, "epoch": 1}
+    extra = pd.DataFrame(
+        [
+            {**base, "trial_id": "t6", "cell": "siglip:sgd", "state": "FAIL", "r_mean": math.nan},
+            {**base, "trial_id": "t7", "cell": "clip:sgd", "state": "PRUNED", "r_mean": 3.0},
+        ]
+    )
+    fig = sweep_figures.optimization_history(pd.concat([_sweep(), extra]), "r_mean", mode="max")
+    # no FAIL trace (its value is NaN) and no line for clip:sgd (no COMPLETE trial)
+    assert [t.name for t in fig.data] == ["COMPLETE", "PRUNED", "clip:adamw", "siglip:sgd"]
+    assert list(fig.data[1].text) == ["clip:adamw", "clip:sgd", "siglip:sgd"]
 
 
 def test_optimization_history_rejects_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         sweep_figures.optimization_history(_sweep(), "r_mean", mode="maximize")
+
+
+def test_optimization_history_needs_the_cell_column():
+    with pytest.raises(ValueError, match="cell"):
+        sweep_figures.optimization_history(_sweep().drop(columns="cell"), "r_mean", mode="max")
 
 
 def test_rung_survival_counts():
@@ -248,7 +279,7 @@ def test_rung_survival_counts():
     (bar,) = fig.data
     assert bar.name == "trials"
     assert list(bar.x) == [1, 2, 3, 4]
-    assert list(bar.y) == [5, 4, 3, 3]
+    assert list(bar.y) == [6, 5, 4, 4]
 
 
 def test_parallel_coordinates_dimensions():
@@ -258,23 +289,29 @@ def test_parallel_coordinates_dimensions():
     (par,) = fig.data
     dims = par.dimensions
     assert [d.label for d in dims] == ["loss", "optimizer", "log10 lr", "temperature", "r_mean"]
-    assert list(dims[-1].values) == [10.0, 8.0, 20.0]  # COMPLETE trials 0, 2, 4
+    assert list(dims[-1].values) == [10.0, 20.0, 8.0, 5.0]  # COMPLETE, by (cell, number)
+    assert list(par.line.color) == [10.0, 20.0, 8.0, 5.0]
     assert list(dims[0].ticktext) == ["clip", "siglip"]
-    assert list(dims[0].values) == [0.0, 1.0, 0.0]
-    assert np.allclose(dims[2].values, [-3.0, -2.0, -1.0])
+    assert list(dims[0].values) == [0.0, 0.0, 1.0, 1.0]
+    assert list(dims[1].ticktext) == ["adamw", "sgd"]
+    assert np.allclose(dims[2].values, [-3.0, -2.0, -1.0, -1.0])
     assert list(dims[2].ticktext) == ["1e-3", "1e-2", "1e-1"]
     fig = sweep_figures.parallel_coordinates(
         _sweep(), "r_mean", params, states=("COMPLETE", "PRUNED")
     )
-    assert len(fig.data[0].dimensions[-1].values) == 5
+    # six trials, although only three distinct numbers
+    assert list(fig.data[0].dimensions[-1].values) == [10.0, 50.0, 20.0, 8.0, 60.0, 5.0]
 
 
-def _study(n_complete: int) -> optuna.Study:
+def _study(n_complete: int, knob: str = "temperature") -> optuna.Study:
+    """``n_complete`` COMPLETE trials where lr matters most, then one PRUNED trial; ``loss``
+    is fixed (a one-value distribution)."""
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
 
     def objective(trial: optuna.Trial) -> float:
+        trial.suggest_categorical("loss", ["clip"])
         x = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-        y = trial.suggest_float("temperature", 0.01, 1.0)
+        y = trial.suggest_float(knob, 0.01, 1.0)
         return -((np.log10(x) + 2) ** 2) + 0.01 * y
 
     study.optimize(objective, n_trials=n_complete)
@@ -284,18 +321,48 @@ def _study(n_complete: int) -> optuna.Study:
     return study
 
 
-def test_param_importance_bars():
-    fig = sweep_figures.param_importance(_study(12))
+def test_param_importance_heatmap_rows_per_cell():
+    studies = {
+        "sogclr:sgd": _study(12, knob="gamma"),
+        "clip:adamw": _study(12),
+        "clip:lion": _study(1),
+    }
+    fig = sweep_figures.param_importance(studies)
     _serializes(fig)
-    (bar,) = fig.data
-    assert bar.name == "importance" and sorted(bar.y) == ["lr", "temperature"]
-    assert math.isclose(sum(bar.x), 1.0)
-    assert bar.y[-1] == "lr"  # most important on top
+    (heat,) = fig.data
+    assert heat.type == "heatmap" and heat.name == "importance"
+    assert list(heat.y) == ["clip:adamw", "clip:lion", "sogclr:sgd"]
+    assert heat.x[0] == "lr"  # most important; "loss" is fixed, so no column
+    assert sorted(heat.x) == ["gamma", "lr", "temperature"]
+    z = pd.DataFrame(heat.z, index=heat.y, columns=heat.x)
+    assert math.isclose(z.loc["clip:adamw"].sum(), 1.0)
+    assert math.isclose(z.loc["sogclr:sgd"].sum(), 1.0)
+    assert z.loc["clip:adamw", "lr"] > 0.5 and z.loc["sogclr:sgd", "lr"] > 0.5
+    assert np.isnan(z.loc["clip:adamw", "gamma"]) and np.isnan(z.loc["sogclr:sgd", "temperature"])
+    assert z.loc["clip:lion"].isna().all()  # one COMPLETE trial: empty row
+    assert list(heat.text[1]) == ["", "", ""]
+    assert heat.text[0][0] == f"{z.loc['clip:adamw', 'lr']:.2f}"
+    assert "clip:lion (1)" in fig.layout.title.subtitle.text
+    assert "PedAnova" in fig.layout.title.text
+
+
+def test_param_importance_every_cell_enough_has_no_note():
+    fig = sweep_figures.param_importance({"clip:adamw": _study(12)})
+    assert not fig.layout.title.subtitle.text
+    assert list(fig.data[0].y) == ["clip:adamw"]
 
 
 @pytest.mark.parametrize("n_complete", [0, 1])
-def test_param_importance_too_few_complete(n_complete):
-    fig = sweep_figures.param_importance(_study(n_complete))
+def test_param_importance_too_few_complete_everywhere(n_complete):
+    fig = sweep_figures.param_importance({"a:x": _study(n_complete), "b:y": _study(0)})
+    _serializes(fig)
+    (heat,) = fig.data
+    assert np.isnan(np.asarray(heat.z, dtype=float)).all()
+    assert f"a:x ({n_complete}), b:y (0)" in fig.layout.title.subtitle.text
+
+
+def test_param_importance_without_sampled_params():
+    fig = sweep_figures.param_importance({"a:x": optuna.create_study()})
     _serializes(fig)
     assert len(fig.data) == 0
-    assert "at least 2 COMPLETE" in fig.layout.annotations[0].text
+    assert "no sampled parameter" in fig.layout.annotations[0].text

@@ -29,7 +29,7 @@ name = "cli-errors"
 space = "demo"
 metric = "r_mean"
 mode = "max"
-num_samples = 2
+trials_per_cell = 1
 seed = 0
 
 [scheduler]
@@ -160,8 +160,8 @@ CONFIG_CASES = {
         ["model.embeddim", "did you mean 'embed_dim'"],
     ),
     "string-for-int": (
-        BASE.replace("num_samples = 2", 'num_samples = "2"'),
-        ["study.num_samples", "int", "'2'"],
+        BASE.replace("trials_per_cell = 1", 'trials_per_cell = "2"'),
+        ["study.trials_per_cell", "int", "'2'"],
     ),
     "float-for-int": (
         BASE.replace("max_epochs = 2", "max_epochs = 2.5"),
@@ -212,7 +212,7 @@ def test_bad_study_file(capsys, tmp_path, runs, tiny_dataset, case):
     ("assignment", "words"),
     [
         ("trial.bach_size=8", ["trial.bach_size", "did you mean 'batch_size'"]),
-        ("study.num_samples=many", ["study.num_samples", "int", "'many'"]),
+        ("study.trials_per_cell=many", ["study.trials_per_cell", "int", "'many'"]),
         ('search.optimizer="lamb"', ["search.optimizer", "'lamb'"]),
         ("batch_size=8", ["--set", "section.key=value"]),
     ],

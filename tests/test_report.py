@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import create_trial
 
 from analysis.report import (
     average_ranks,
@@ -15,8 +18,11 @@ from analysis.report import (
     cliques,
     confirmation_scores,
     render_html,
+    secondary_forest,
     to_json,
 )
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 CELLS = ("clip:adamw", "sogclr:adamw", "sogclr:sgd_nesterov")
 SHIFT = {"clip:adamw": 0.0, "sogclr:adamw": 5.0, "sogclr:sgd_nesterov": -20.0}
@@ -48,17 +54,74 @@ def confirm_table(seeds: int = 10) -> pd.DataFrame:
 
 
 def sweep_table() -> pd.DataFrame:
-    rows = [
-        {"trial_id": f"t{n}", "number": n, "state": state, "epoch": e, "r_mean": 10.0 * n + e}
-        for n, (state, epochs) in enumerate([("COMPLETE", 2), ("PRUNED", 1), ("COMPLETE", 2)])
-        for e in range(1, epochs + 1)
-    ]
+    """Two cells, each its own study with trial numbers 0..2 (COMPLETE, PRUNED, COMPLETE) and
+    a 2-epoch budget; r_mean = 10 * number + epoch (+ 100 in sogclr:adamw)."""
+    rows = []
+    for offset, cell in ((0, "clip:adamw"), (100, "sogclr:adamw")):
+        loss, optimizer = cell.split(":")
+        for n, (state, epochs) in enumerate([("COMPLETE", 2), ("PRUNED", 1), ("COMPLETE", 2)]):
+            for e in range(1, epochs + 1):
+                rows.append(
+                    {
+                        "trial_id": f"{cell}/{n}",
+                        "cell": cell,
+                        "number": n,
+                        "state": state,
+                        "epoch": e,
+                        "r_mean": offset + 10.0 * n + e,
+                        "loss": loss,
+                        "optimizer": optimizer,
+                        "lr": 10.0 ** -(n + 2),
+                        "weight_decay": 0.01 * (n + 1),
+                        "gamma": 0.9 if loss == "sogclr" else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def cell_study(n_complete: int) -> optuna.Study:
+    """A cell's study: ``n_complete`` COMPLETE trials whose value follows lr only."""
+    study = optuna.create_study(direction="maximize")
+    distributions = {
+        "lr": FloatDistribution(1e-5, 1e-1, log=True),
+        "weight_decay": FloatDistribution(1e-4, 0.3, log=True),
+    }
+    rng = np.random.default_rng(n_complete)
+    for _ in range(n_complete):
+        lr, wd = 10 ** rng.uniform(-5, -1), rng.uniform(1e-3, 0.3)
+        study.add_trial(
+            create_trial(
+                params={"lr": float(lr), "weight_decay": float(wd)},
+                distributions=distributions,
+                value=-((np.log10(lr) + 3) ** 2),
+            )
+        )
+    return study
+
+
+IMPORTANCE = "Sweep: hyperparameter importance per cell"
+PARALLEL = "Sweep: sampled hyperparameters (COMPLETE and PRUNED trials, last reported epoch)"
+SECONDARY_FOREST = (
+    "Secondary metrics: paired differences against sogclr:adamw (exploratory, Benjamini–Hochberg)"
+)
 
 
 @pytest.fixture(scope="module")
 def report():
     return build_report(confirm_table(), sweep_table(), primary="r_mean", mode="max", max_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def report_with_studies():
+    studies = {"clip:adamw": cell_study(20), "sogclr:adamw": cell_study(1)}
+    return build_report(
+        confirm_table(),
+        sweep_table(),
+        primary="r_mean",
+        mode="max",
+        max_epochs=2,
+        studies=studies,
+    )
 
 
 def test_scores_use_the_final_epoch_of_each_seed():
@@ -107,3 +170,74 @@ def test_ranks_and_cliques_follow_the_planted_order(report):
     assert cliques(ranks, report.primary.pairwise) == []
     pairwise = report.primary.pairwise.assign(significant=False)
     assert cliques(ranks, pairwise) == [set(ranks.index)]
+
+
+def test_sweep_panels_without_studies(report):
+    assert IMPORTANCE not in report.figures
+    history = report.figures["Sweep: optimisation history"]
+    assert [t.name for t in history.data] == ["COMPLETE", "PRUNED", "clip:adamw", "sogclr:adamw"]
+    assert list(history.data[2].x) == [0, 2] and list(history.data[2].y) == [2.0, 22.0]
+    assert list(history.data[3].y) == [102.0, 122.0]
+    (par,) = report.figures[PARALLEL].data
+    labels = ["loss", "optimizer", "log10 lr", "weight_decay", "r_mean"]
+    assert [d.label for d in par.dimensions] == labels
+    # every trial of both cells (numbers repeat), at its last epoch
+    assert list(par.dimensions[-1].values) == [2.0, 11.0, 22.0, 102.0, 111.0, 122.0]
+    assert list(par.line.color) == list(par.dimensions[-1].values)
+    assert np.allclose(par.dimensions[2].values, [-2, -3, -4] * 2)
+
+
+def test_importance_heatmap_with_studies(report, report_with_studies):
+    figures = report_with_studies.figures
+    assert list(figures) == [*report.figures, IMPORTANCE]
+    (heat,) = figures[IMPORTANCE].data
+    assert list(heat.y) == ["clip:adamw", "sogclr:adamw"]
+    assert list(heat.x) == ["lr", "weight_decay"]
+    clip, sogclr = (np.asarray(row, dtype=float) for row in heat.z)
+    assert np.isclose(clip.sum(), 1.0) and clip[0] > clip[1]
+    assert np.isnan(sogclr).all()  # one COMPLETE trial: empty row and a note
+    assert "sogclr:adamw (1)" in figures[IMPORTANCE].layout.title.subtitle.text
+    page = render_html(report_with_studies, title="t", setup={})
+    assert page.count('class="plotly-graph-div"') == len(figures)
+
+
+def test_secondary_forest_in_the_report(report):
+    fig = report.figures[SECONDARY_FOREST]
+    assert [t.name for t in fig.data] == ["txt_r1", "zs_top1"]
+    table = report.secondary
+    scale = {"txt_r1": 1 / 3, "zs_top1": 1 / 2}  # secondary = r_mean x scale
+    for trace in fig.data:
+        assert sorted(trace.y) == ["clip:adamw", "sogclr:sgd_nesterov"]
+        rows = table[table["metric"] == trace.name].set_index(["method_a", "method_b"])
+        pair = ("clip:adamw", "sogclr:adamw")
+        expected = (
+            rows.loc[pair, "effect_size"]
+            if pair in rows.index
+            else -rows.loc[pair[::-1], "effect_size"]
+        )
+        x = trace.x[list(trace.y).index("clip:adamw")]  # clip:adamw - reference
+        assert x == pytest.approx(expected)
+        assert x == pytest.approx(-5.0 * scale[trace.name], abs=0.3)
+
+
+def test_secondary_forest_uses_the_bh_adjusted_p():
+    table = pd.DataFrame(
+        {
+            "metric": ["m1", "m1", "m1", "m2"],
+            "method_a": ["ref", "a", "b", "a"],
+            "method_b": ["a", "b", "ref", "ref"],
+            "effect_size": [2.0, 9.0, 1.0, -1.0],
+            "ci_low": [1.0, 8.0, 0.5, -1.5],
+            "ci_high": [3.0, 10.0, 1.5, -0.5],
+            "p_adjusted": [0.5, 0.5, 0.5, 0.5],  # Holm within a metric: not what is drawn
+            "p_bh": [0.01, 0.01, 0.2, 0.04],
+        }
+    )
+    fig = secondary_forest(table, reference="ref", alpha=0.05)
+    assert [t.name for t in fig.data] == ["m1", "m2"]
+    m1, m2 = fig.data
+    assert list(m1.y) == ["a", "b"] and list(m1.x) == [-2.0, 1.0]  # contender - ref
+    assert list(m1.marker.symbol) == ["circle", "circle-open"]
+    assert list(m2.y) == ["a"] and list(m2.x) == [-1.0] and list(m2.marker.symbol) == ["circle"]
+    assert m1.xaxis == "x" and m2.xaxis == "x2" and m2.yaxis == "y2"
+    assert "exploratory" in fig.layout.title.text and "BH-adjusted" in fig.layout.title.text

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from study.cli import run
 from study.confirm import plan_confirmation
+from study.studies import load_cell_studies
 
 MAX_EPOCHS = 3
 
@@ -34,7 +35,7 @@ name = "{name}"
 space = "demo"
 metric = "r_mean"
 mode = "max"
-num_samples = {num_samples}
+trials_per_cell = {trials_per_cell}
 seed = 0
 runs_dir = "{runs}"
 
@@ -67,12 +68,12 @@ optimizer = "adamw"
 """
 
 
-def write_config(tmp_path: Path, data: Path, *, name: str, num_samples: int, max_bad=0.01):
+def write_config(tmp_path: Path, data: Path, *, name: str, trials_per_cell: int, max_bad=0.01):
     path = tmp_path / f"{name}.toml"
     path.write_text(
         STUDY_TOML.format(
             name=name,
-            num_samples=num_samples,
+            trials_per_cell=trials_per_cell,
             runs=tmp_path / "runs",
             data=data,
             max_epochs=MAX_EPOCHS,
@@ -82,13 +83,24 @@ def write_config(tmp_path: Path, data: Path, *, name: str, num_samples: int, max
     return path
 
 
-def load_study(run_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+CELLS = ["clip:adamw", "sogclr:adamw"]  # the demo space with optimizer = "adamw"
 
 
-def assert_truthful(study: optuna.Study) -> None:
+def load_studies(run_dir: Path) -> dict[str, optuna.Study]:
+    """Cell -> Optuna study of the run (opened without creating tables)."""
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{run_dir / 'optuna.db'}", skip_table_creation=True
+    )
+    return load_cell_studies(storage, run_dir.name)
+
+
+def trials_of(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    return [t for study in load_studies(run_dir).values() for t in study.trials]
+
+
+def assert_truthful(trials: list[optuna.trial.FrozenTrial]) -> None:
     """Every trial's state follows from its epochs; intermediate values cover every epoch."""
-    for trial in study.trials:
+    for trial in trials:
         attrs = trial.user_attrs
         assert {"loss", "optimizer", "epochs_completed", "ray_trial_id"} <= set(attrs)
         epochs = attrs["epochs_completed"]
@@ -104,9 +116,9 @@ def assert_truthful(study: optuna.Study) -> None:
 
 @pytest.fixture(scope="module")
 def swept(tiny_dataset, tmp_path_factory):
-    """One sweep of 6 trials, run once for the tests below."""
+    """One sweep of 2 cells x 3 trials, run once for the tests below."""
     tmp = tmp_path_factory.mktemp("sweep")
-    config = write_config(tmp, tiny_dataset, name="e2e", num_samples=6)
+    config = write_config(tmp, tiny_dataset, name="e2e", trials_per_cell=3)
     code = run(["sweep", str(config)])
     return code, tmp / "runs" / "e2e", config
 
@@ -114,23 +126,37 @@ def swept(tiny_dataset, tmp_path_factory):
 def test_sweep_records_truthful_states(swept):
     code, run_dir, _ = swept
     assert code == 0
-    study = load_study(run_dir)
-    assert len(study.trials) == 6
-    assert_truthful(study)
-    states = {t.state for t in study.trials}
+    trials = trials_of(run_dir)
+    assert len(trials) == 6
+    assert_truthful(trials)
+    states = {t.state for t in trials}
     assert TrialState.COMPLETE in states and TrialState.PRUNED in states
-    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
-    assert {t.user_attrs["optimizer"] for t in study.trials} == {"adamw"}
+    assert {t.user_attrs["optimizer"] for t in trials} == {"adamw"}
+
+
+def test_every_cell_has_its_own_study_with_an_equal_budget_and_a_full_budget_trial(swept):
+    _, run_dir, _ = swept
+    studies = load_studies(run_dir)
+    assert list(studies) == CELLS
+    for cell, study in studies.items():
+        assert study.study_name == f"e2e/{cell.replace(':', '/')}"
+        assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+        assert len(study.trials) == 3
+        assert {t.params["cell"] for t in study.trials} == {cell}
+        assert {t.user_attrs["loss"] for t in study.trials} == {cell.split(":")[0]}
+        assert any(t.state == TrialState.COMPLETE for t in study.trials)
 
 
 def test_trials_table_matches_study(swept):
     _, run_dir, _ = swept
     table = pd.read_parquet(run_dir / "trials.parquet")
-    study = load_study(run_dir)
-    assert len(table) == sum(t.user_attrs["epochs_completed"] for t in study.trials)
+    trials = trials_of(run_dir)
+    assert len(table) == sum(t.user_attrs["epochs_completed"] for t in trials)
     assert not table.duplicated(["trial_id", "epoch"]).any()
-    for trial in study.trials:
-        rows = table[table["number"] == trial.number]
+    for trial in trials:
+        rows = table[table["trial_id"] == trial.user_attrs["ray_trial_id"]]
+        assert set(rows["cell"]) == {trial.params["cell"]}
+        assert set(rows["number"]) == {trial.number}
         assert set(rows["state"]) == {trial.state.name}
         assert rows["r_mean"].tolist() == [trial.intermediate_values[e] for e in rows["epoch"]]
         assert rows["lr"].iloc[0] == trial.params["lr"]
@@ -144,7 +170,7 @@ def test_second_sweep_with_same_name_is_refused(swept, capsys):
         main(["sweep", str(config)])
     assert exit_info.value.code == 2
     assert "already exists" in capsys.readouterr().err
-    assert len(load_study(run_dir).trials) == 6
+    assert len(trials_of(run_dir)) == 6
 
 
 def test_failing_trials_are_told_fail_with_reason(tiny_dataset, tmp_path):
@@ -152,11 +178,11 @@ def test_failing_trials_are_told_fail_with_reason(tiny_dataset, tmp_path):
     shutil.copytree(tiny_dataset, data)
     for image in (data / "images" / "train").iterdir():
         image.write_bytes(b"not a png")
-    config = write_config(tmp_path, data, name="broken", num_samples=2)
+    config = write_config(tmp_path, data, name="broken", trials_per_cell=1)
     assert run(["sweep", str(config)]) == 0
-    study = load_study(tmp_path / "runs" / "broken")
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
-    for trial in study.trials:
+    trials = trials_of(tmp_path / "runs" / "broken")
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    for trial in trials:
         assert "unreadable" in trial.user_attrs["fail_reason"]
         assert "max_bad_image_fraction" in trial.user_attrs["fail_reason"]
 
@@ -176,17 +202,13 @@ def _finished_trials(run_dir: Path) -> int:
     if not (run_dir / "optuna.db").exists():
         return 0
     try:
-        storage = optuna.storages.RDBStorage(
-            f"sqlite:///{run_dir / 'optuna.db'}", skip_table_creation=True
-        )
-        study = optuna.load_study(study_name=run_dir.name, storage=storage)
+        return sum(t.state.is_finished() for t in trials_of(run_dir))
     except (KeyError, sqlalchemy.exc.SQLAlchemyError):
         return 0
-    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
 def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_path):
-    config = write_config(tmp_path, tiny_dataset, name="resumable", num_samples=5)
+    config = write_config(tmp_path, tiny_dataset, name="resumable", trials_per_cell=2)
     run_dir = tmp_path / "runs" / "resumable"
     clipstudy = Path(sys.executable).with_name("clipstudy")
     process = subprocess.Popen(
@@ -201,17 +223,19 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_
         assert process.wait(timeout=120) == 130
     finally:
         process.kill()
-    before = _finished_trials(run_dir)
-    assert before < 5
+    assert _finished_trials(run_dir) < 4
 
     assert run(["sweep", str(run_dir), "--resume"]) == 0
-    study = load_study(run_dir)
-    ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials]
-    assert len(set(ray_ids)) == len(ray_ids) == 5
-    assert all(t.state.is_finished() for t in study.trials)
-    assert_truthful(study)
+    trials = trials_of(run_dir)
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in trials]
+    assert len(set(ray_ids)) == len(ray_ids) == 4
+    assert all(t.state.is_finished() for t in trials)
+    assert_truthful(trials)
+    assert {cell: len(s.trials) for cell, s in load_studies(run_dir).items()} == dict.fromkeys(
+        CELLS, 2
+    )
     table = pd.read_parquet(run_dir / "trials.parquet")
-    assert table["trial_id"].nunique() == 5
+    assert table["trial_id"].nunique() == 4
     assert not table.duplicated(["trial_id", "epoch"]).any()
 
 
@@ -219,8 +243,7 @@ def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):
     _, run_dir, _ = swept
     assert run(["confirm", str(run_dir), "--seeds", "2"]) == 0
     table = pd.read_parquet(run_dir / "confirm.parquet")
-    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    plan = plan_confirmation(study)
+    plan = plan_confirmation(load_studies(run_dir), CELLS)
     assert set(table["cell"]) == set(plan.best)
     for _, runs in table.groupby("cell"):
         assert sorted(runs["seed"].unique()) == [0, 1]
@@ -236,11 +259,9 @@ def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
     """Two cells that both reach the full budget (no early stopping), two seeds, a report."""
     from optuna_dashboard._note import get_note
 
-    config = write_config(tmp_path, tiny_dataset, name="reported", num_samples=4)
+    config = write_config(tmp_path, tiny_dataset, name="reported", trials_per_cell=2)
     text = config.read_text().replace(f"max_epochs = {MAX_EPOCHS}", "max_epochs = 1")
-    text = text.replace('optimizer = "adamw"', 'cells = ["clip:adamw", "sogclr:adamw"]')
-    text = text.replace("seed = 0", "seed = 3", 1)  # a sampler seed that draws both cells
-    config.write_text(text)  # max_epochs = grace_period = 1: ASHA stops nothing
+    config.write_text(text.replace('optimizer = "adamw"', f"cells = {json.dumps(CELLS)}"))
     run_dir = tmp_path / "runs" / "reported"
     assert run(["sweep", str(config)]) == 0
     assert run(["confirm", str(run_dir), "--seeds", "2"]) == 0
@@ -250,5 +271,7 @@ def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
     assert data["primary"]["methods"] == ["clip:adamw", "sogclr:adamw"]
     assert data["primary"]["n_tests"] == 1
     assert data["verdict"][0] in page
-    assert data["verdict"][0] in get_note(load_study(run_dir))
+    storage = f"sqlite:///{run_dir / 'optuna.db'}"
+    overview = optuna.load_study(study_name=run_dir.name, storage=storage)
+    assert data["verdict"][0] in get_note(overview)
     assert "cells not confirmed (no full-budget trial in the sweep)</b>: none" in page
