@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
+from analysis.factor_tests import FactorFamily, factor_families
 from analysis.factorial import InteractionTest, factorial_interaction
 from analysis.figures import (
     cell_heatmap,
@@ -62,6 +63,7 @@ class Report:
     secondary: pd.DataFrame
     figures: dict[str, go.Figure] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    factors: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-factor pairwise tests
 
 
 def average_ranks(scores: pd.DataFrame, metric: str, mode: str) -> pd.Series:
@@ -90,13 +92,16 @@ def cliques(ranks: pd.Series, pairwise: pd.DataFrame) -> list[set[str]]:
     return runs
 
 
-def _verdict(comparison: Comparison, means: pd.Series, mode: str) -> list[str]:
-    """Plain-words reading of the primary comparison, with its numbers."""
+def _verdict(
+    comparison: Comparison, means: pd.Series, mode: str, *, compared: str = "cells"
+) -> list[str]:
+    """Plain-words reading of one family of tests, with its numbers: the best mean, the
+    omnibus test, then the best against every other method."""
     best = means.idxmax() if mode == "max" else means.idxmin()
     omnibus = comparison.omnibus
     lines = [
         f"Best mean {comparison.metric}: {best} ({means[best]:.2f}). "
-        f"{omnibus.test} over {omnibus.n_methods} cells and {omnibus.n_blocks} seeds: "
+        f"{omnibus.test} over {omnibus.n_methods} {compared} and {omnibus.n_blocks} blocks: "
         f"p = {omnibus.p_value:.3g}."
     ]
     rows = comparison.pairwise
@@ -113,6 +118,24 @@ def _verdict(comparison: Comparison, means: pd.Series, mode: str) -> list[str]:
         )
     lines.extend(comparison.notes)
     return lines
+
+
+def _factor_lines(families: list[FactorFamily], mode: str) -> list[str]:
+    """The per-factor families, each line prefixed by the family it belongs to."""
+    return [
+        f"{family.label.capitalize()}: {line}"
+        for family in families
+        for line in _verdict(family.comparison, family.means, mode, compared=family.compared)
+    ]
+
+
+def _factor_table(families: list[FactorFamily]) -> pd.DataFrame:
+    """Every pairwise test of the per-factor families, with the family named."""
+    frames = [f.comparison.pairwise.assign(family=f.label) for f in families]
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    return table[["family", *table.columns[:-1]]]
 
 
 def _secondary(scores: pd.DataFrame, metrics: list[str], alpha: float) -> pd.DataFrame:
@@ -169,6 +192,7 @@ def build_report(
     comparison = compare_methods(scores, primary, alpha=alpha)
     final = final_rows(confirm)
     factorial = factorial_interaction(final.rename(columns={primary: "value"}))
+    families = factor_families(final, primary, factorial, alpha=alpha)
     means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
     secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
     ranks = average_ranks(scores, primary, mode)
@@ -210,12 +234,21 @@ def build_report(
         figures["Sweep: hyperparameter importance per cell"] = param_importance(studies)
     data = {
         "factorial": asdict(factorial),
+        "factors": [
+            {"factor": f.factor, "within": f.within, **f.comparison.to_dict()} for f in families
+        ],
         "primary": comparison.to_dict(),
         "secondary": json.loads(secondary_table.to_json(orient="records")),
         "means": means.to_dict(),
     }
-    verdict = [_factorial_line(factorial, primary), *_verdict(comparison, means, mode)]
-    return Report(verdict, comparison, secondary_table, figures, data)
+    verdict = [
+        _factorial_line(factorial, primary),
+        *_factor_lines(families, mode),
+        *_verdict(comparison, means, mode),
+    ]
+    return Report(
+        verdict, comparison, secondary_table, figures, data, factors=_factor_table(families)
+    )
 
 
 def _factorial_line(test: InteractionTest, metric: str) -> str:
@@ -250,8 +283,13 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
         "<h2>Verdict</h2><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in report.verdict)
         + "</ul>",
-        f"<h2>Primary metric: pairwise tests</h2>{_table(report.primary.pairwise)}",
+        f"<h2>Primary metric: pairwise tests of the cells</h2>{_table(report.primary.pairwise)}",
     ]
+    if not report.factors.empty:
+        parts.append(
+            "<h2>Primary metric: losses and optimizers (Holm within each family)</h2>"
+            + _table(report.factors)
+        )
     if not report.secondary.empty:
         parts.append(
             "<h2>Secondary metrics (exploratory, Benjamini–Hochberg)</h2>"
@@ -260,12 +298,16 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
     for name, figure in report.figures.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(figure.to_html(full_html=False, include_plotlyjs=False))
-    n_tests = report.primary.n_tests + len(report.secondary)
+    n_tests = report.primary.n_tests + len(report.factors) + len(report.secondary)
     parts.append(
         "<h2>Methods</h2><p>Only confirmation runs (best full-budget config of each cell, "
         "retrained with common seeds) enter the tests. Factorial: a linear mixed model of the "
         "primary metric on loss, optimizer and their interaction with the seed as group, the "
-        "interaction tested by a likelihood ratio (only on a fully crossed design). Omnibus: "
+        "interaction tested by a likelihood ratio (only on a fully crossed design); then the "
+        "losses and the optimizers are compared pooled over the other factor (blocks: seed x "
+        "level of the other factor) when there is no interaction at alpha, else within each "
+        "level of the other factor, each family with its own Friedman test and Holm "
+        "correction. Omnibus: "
         "Friedman test over cells with seeds as blocks. Pairwise: two-sided Wilcoxon "
         "signed-rank tests paired by seed, Holm "
         f"correction over the {report.primary.n_tests} tests of the primary family "

@@ -241,3 +241,33 @@ def test_secondary_forest_uses_the_bh_adjusted_p():
     assert list(m2.y) == ["a"] and list(m2.x) == [-1.0] and list(m2.marker.symbol) == ["circle"]
     assert m1.xaxis == "x" and m2.xaxis == "x2" and m2.yaxis == "y2"
     assert "exploratory" in fig.layout.title.text and "BH-adjusted" in fig.layout.title.text
+
+
+def test_a_crossed_design_gets_per_factor_families_after_the_interaction():
+    """2 losses x 2 optimizers with additive effects: the interaction line comes first, then
+    losses and optimizers pooled over the other factor; their tests count in the total."""
+    rows = confirm_table()
+    extra = rows[rows["cell"] == "clip:adamw"].assign(
+        cell="clip:sgd_nesterov", optimizer="sgd_nesterov", r_mean=lambda t: t["r_mean"] - 25
+    )
+    confirm = pd.concat([rows, extra], ignore_index=True)
+    report = build_report(confirm, sweep_table(), primary="r_mean", mode="max", max_epochs=2)
+    families = report.data["factors"]
+    assert [(f["factor"], f["within"]) for f in families] in (
+        [("loss", None), ("optimizer", None)],  # no interaction detected
+        [
+            ("loss", "optimizer=adamw"),
+            ("loss", "optimizer=sgd_nesterov"),
+            ("optimizer", "loss=clip"),
+            ("optimizer", "loss=sogclr"),
+        ],
+    )
+    assert report.verdict[0].startswith("Loss x optimizer interaction on r_mean (mixed model")
+    assert report.verdict[1].startswith(("Losses, pooled: ", "Losses within optimizer="))
+    assert set(report.factors["family"]) == {
+        ("losses" if f["factor"] == "loss" else "optimizers")
+        + (f" within {f['within']}" if f["within"] else ", pooled")
+        for f in families
+    }
+    n_tests = report.primary.n_tests + len(report.factors) + len(report.secondary)
+    assert f"Tests run in all: {n_tests}." in render_html(report, title="t", setup={})

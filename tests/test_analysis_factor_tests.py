@@ -1,0 +1,81 @@
+"""Per-factor families after the interaction test: pooled over the other factor without an
+interaction, within each of its levels with one; checked against direct scipy/statsmodels
+calls on the same blocks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from analysis.factor_tests import factor_families
+from analysis.factorial import InteractionTest
+
+NO_INTERACTION = InteractionTest(statistic=0.5, df=1, p_value=0.48)
+INTERACTION = InteractionTest(statistic=30.0, df=1, p_value=1e-7)
+
+
+def design(effect, seeds: int = 6, noise: float = 0.3) -> pd.DataFrame:
+    """One row per (loss, optimizer, seed): value = effect(loss, optimizer) + seeded noise."""
+    rng = np.random.default_rng(0)
+    losses, optimizers = ("clip", "sogclr", "siglip"), ("adamw", "lion")
+    rows = [
+        {
+            "loss": loss,
+            "optimizer": optimizer,
+            "seed": seed,
+            "r_mean": effect(loss, optimizer) + seed + rng.normal(0, noise),
+        }
+        for loss, optimizer, seed in itertools.product(losses, optimizers, range(seeds))
+    ]
+    return pd.DataFrame(rows)
+
+
+def additive(loss: str, optimizer: str) -> float:
+    return {"clip": 2.0, "sogclr": 1.0, "siglip": 0.0}[loss] + (optimizer == "adamw") * 5.0
+
+
+def test_without_interaction_each_factor_is_pooled_over_the_other():
+    final = design(additive)
+    families = factor_families(final, "r_mean", NO_INTERACTION)
+    assert [f.label for f in families] == ["losses, pooled", "optimizers, pooled"]
+    losses, optimizers = families
+    assert losses.comparison.omnibus.n_blocks == 12  # 6 seeds x 2 optimizers
+    assert optimizers.comparison.omnibus.n_blocks == 18  # 6 seeds x 3 losses
+
+    wide = final.pivot_table(index=["seed", "optimizer"], columns="loss", values="r_mean")
+    friedman = stats.friedmanchisquare(*(wide[c] for c in sorted(wide.columns)))
+    assert losses.comparison.omnibus.p_value == pytest.approx(friedman.pvalue)
+    pairs = losses.comparison.pairwise
+    pairs_ab = zip(pairs.method_a, pairs.method_b, strict=True)
+    raw = [stats.wilcoxon(wide[a], wide[b]).pvalue for a, b in pairs_ab]
+    assert pairs["p_value"].tolist() == pytest.approx(raw)
+    assert pairs["p_adjusted"].tolist() == pytest.approx(multipletests(raw, method="holm")[1])
+    assert losses.means.idxmax() == "clip" and optimizers.means.idxmax() == "adamw"
+    assert pairs["significant"].all()  # 12 blocks, differences of 1 and 2 with noise 0.3
+
+
+def test_with_interaction_each_factor_is_compared_within_the_levels_of_the_other():
+    def crossed(loss: str, optimizer: str) -> float:  # the best loss flips with the optimizer
+        return additive(loss, optimizer) * (1 if optimizer == "adamw" else -1)
+
+    families = factor_families(design(crossed), "r_mean", INTERACTION)
+    assert [f.label for f in families] == [
+        "losses within optimizer=adamw",
+        "losses within optimizer=lion",
+        "optimizers within loss=clip",
+        "optimizers within loss=siglip",
+        "optimizers within loss=sogclr",
+    ]
+    assert {f.comparison.omnibus.n_blocks for f in families} == {6}
+    assert families[0].means.idxmax() == "clip" and families[1].means.idxmax() == "siglip"
+    assert all(f.comparison.omnibus.test == "wilcoxon" for f in families[2:])  # 2 optimizers
+
+
+def test_nothing_runs_on_an_incomplete_design():
+    skipped = InteractionTest(skipped="incomplete design")
+    assert factor_families(design(additive), "r_mean", skipped) == []
