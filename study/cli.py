@@ -17,8 +17,15 @@ DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
 DEMO_DATA = Path("data/synth")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one ``clipstudy: error:`` line like every other error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clipstudy", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="clipstudy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     sweep = commands.add_parser("sweep", help="run or resume a hyperparameter sweep")
@@ -96,6 +103,8 @@ def load_run_dir(path: Path):
     """The study config of run directory ``path`` (created by ``clipstudy sweep``)."""
     from study.config import load_config
 
+    if not path.exists():
+        raise UsageError(f"run directory {path} does not exist; pass a directory under runs/")
     if not (path / "study.toml").is_file():
         raise UsageError(
             f"{path} is not a clipstudy run directory (no study.toml); "
@@ -111,7 +120,7 @@ def _at_run_dir(cfg, run_dir: Path):
     if run_dir.name != cfg.study.name:
         raise UsageError(
             f"{run_dir} holds study {cfg.study.name!r}; rename the directory back to "
-            f"{cfg.study.name} to resume it"
+            f"{cfg.study.name} to use it"
         )
     study = dataclasses.replace(cfg.study, runs_dir=str(run_dir.parent))
     return dataclasses.replace(cfg, study=study)
@@ -132,16 +141,19 @@ def _sweep(cfg, *, resume: bool, address: str | None) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace) -> int:
+def _confirm(cfg, *, seeds: int, cells=None, address=None, resume=False) -> int:
+    """Run (or resume) the confirmation and print its summary; 130 when interrupted."""
     from study.confirm import run_confirmation, summary_lines
 
-    cfg = load_run_dir(args.run_dir)
-    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
-    plan, table = run_confirmation(
-        cfg, seeds=args.seeds, cells=cells, address=args.address, resume=args.resume
-    )
+    outcome = run_confirmation(cfg, seeds=seeds, cells=cells, address=address, resume=resume)
     print()
-    for line in summary_lines(plan, table, cfg.study.metric, cfg.run_dir / "confirm.parquet"):
+    if outcome.interrupted:
+        print(
+            f"interrupted:  continue with `clipstudy confirm {cfg.run_dir} --seeds {seeds} "
+            "--resume`"
+        )
+        return 130
+    for line in summary_lines(outcome, cfg.study.metric, cfg.run_dir / "confirm.parquet"):
         print(line)
     return 0
 
@@ -161,7 +173,6 @@ DEMO_SEEDS = 3
 def _demo(data_dir: Path) -> int:
     """Sweep, confirm the best config of every cell with common seeds, report."""
     from study.config import load_config
-    from study.confirm import run_confirmation, summary_lines
     from study.report import write_report
 
     if not (data_dir / "train.json").is_file():
@@ -172,12 +183,9 @@ def _demo(data_dir: Path) -> int:
     if code:
         return code
     print(f"\nconfirming every cell's best config with seeds 0..{DEMO_SEEDS - 1}")
-    plan, table = run_confirmation(cfg, seeds=DEMO_SEEDS)
-    for line in summary_lines(plan, table, cfg.study.metric, cfg.run_dir / "confirm.parquet"):
-        print(line)
-    if len(plan.best) < 2:
-        print("report skipped: fewer than 2 cells reached the full budget in the sweep")
-        return 0
+    code = _confirm(cfg, seeds=DEMO_SEEDS)
+    if code:
+        return code
     print(f"\nreport:       {write_report(cfg)}")
     return 0
 
@@ -193,7 +201,14 @@ def run(argv: list[str]) -> int:
         print(f"report: {path} (and report.json; verdict and figures are in the dashboard)")
         return 0
     if args.command == "confirm":
-        return _confirm(args)
+        cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+        return _confirm(
+            load_run_dir(args.run_dir),
+            seeds=args.seeds,
+            cells=cells,
+            address=args.address,
+            resume=args.resume,
+        )
     if args.command == "dashboard":
         from study.dashboard import serve
 

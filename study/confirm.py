@@ -5,7 +5,9 @@ The seed fixes initialisation, data order and augmentation identically in every 
 (common random numbers), so results are paired by seed. Only COMPLETE sweep trials (full
 budget) are candidates: ASHA's partial-budget values are not comparable. A cell with no
 COMPLETE trial is reported as missing, never dropped silently. Results go to
-``confirm.parquet`` (one row per cell x seed x epoch), the plan to ``confirm_plan.json``.
+``confirm.parquet`` (one row per cell x seed x epoch) once every run finished; the plan, the
+seeds and the failed runs (cell, seed, reason) to ``confirm_plan.json``. An interrupted
+confirmation writes no table and continues with ``--resume``.
 """
 
 from __future__ import annotations
@@ -68,17 +70,40 @@ def confirmation_table(results) -> pd.DataFrame:
     return table.sort_values(["cell", "seed", "epoch"], ignore_index=True) if frames else table
 
 
-def run_confirmation(
-    cfg: StudyConfig,
-    *,
-    seeds: int,
-    cells: list[str] | None = None,
-    address: str | None = None,
-    resume: bool = False,
-) -> tuple[ConfirmPlan, pd.DataFrame]:
-    """Retrain every cell's best config for seeds 0..seeds-1; returns the plan and the table."""
+@dataclass(frozen=True)
+class ConfirmOutcome:
+    """The plan, the per-epoch table (``None`` when interrupted: nothing was written), the
+    runs that failed (cell, seed, reason) and whether the run was interrupted."""
+
+    plan: ConfirmPlan
+    table: pd.DataFrame | None
+    failed: list[dict]
+    interrupted: bool
+
+
+def failed_runs(results) -> list[dict]:
+    """Cell, seed and error message of every confirmation trial that raised."""
+    failed = []
+    for result in results:
+        if result.error is not None:
+            params = result.config["params"]
+            lines = [line for line in str(result.error).splitlines() if line.strip()]
+            failed.append(
+                {
+                    "cell": f"{params['loss']}:{params['optimizer']}",
+                    "seed": params["seed"],
+                    "reason": lines[-1].strip() if lines else type(result.error).__name__,
+                }
+            )
+    return failed
+
+
+def _planned(cfg: StudyConfig, seeds: int, cells: list[str] | None) -> ConfirmPlan:
+    """The plan from the sweep's cell studies; UsageError when there is nothing to confirm."""
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    if not cfg.study.storage and not (cfg.run_dir / "optuna.db").is_file():
+        raise UsageError(f"{cfg.run_dir} has no optuna.db; run the sweep first")
     studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
     if not studies:
         raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first")
@@ -94,18 +119,55 @@ def run_confirmation(
             f"no cell of {cfg.run_dir} has a COMPLETE (full-budget) trial to confirm "
             f"(missing: {', '.join(plan.missing)}); run a longer sweep"
         )
-    check_data(cfg)
+    return plan
+
+
+def _check_resumable(plan_file: Path, seeds: int) -> None:
+    """--resume continues the interrupted confirmation with the seeds it was started with."""
+    if not plan_file.is_file():
+        raise UsageError(f"{plan_file.parent} has no confirmation to resume; leave out --resume")
+    started = json.loads(plan_file.read_text())["seeds"]
+    if started != seeds:
+        raise UsageError(
+            f"the confirmation to resume was started with --seeds {started}, not {seeds}; "
+            f"pass --seeds {started}"
+        )
+
+
+def run_confirmation(
+    cfg: StudyConfig,
+    *,
+    seeds: int,
+    cells: list[str] | None = None,
+    address: str | None = None,
+    resume: bool = False,
+) -> ConfirmOutcome:
+    """Retrain every cell's best config for seeds 0..seeds-1 (see the module docstring).
+
+    ``confirm_plan.json`` is written before training (so --resume knows the seeds), and
+    ``confirm.parquet`` only once every run finished or failed.
+    """
+    plan = _planned(cfg, seeds, cells)
+    plan_file = cfg.run_dir / PLAN_FILE
     experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
+    if resume:
+        _check_resumable(plan_file, seeds)
+    elif experiment_dir.exists():
+        raise UsageError(
+            f"{cfg.run_dir} already has a confirmation; pass --resume to continue it, or "
+            f"delete {experiment_dir} and {plan_file.name} to start again"
+        )
+    check_data(cfg)
     start_ray(address)
     from ray import tune
 
     from study.trainable import train_confirmation
 
     trainable = ray_trainable(cfg, train_confirmation)
+    runs = [{**params, "seed": seed} for params in plan.best.values() for seed in range(seeds)]
     if resume and tune.Tuner.can_restore(str(experiment_dir)):
         tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
     else:
-        runs = [{**params, "seed": seed} for params in plan.best.values() for seed in range(seeds)]
         tuner = tune.Tuner(
             trainable,
             param_space={"params": tune.grid_search(runs)},
@@ -121,17 +183,25 @@ def run_confirmation(
                 verbose=0,
             ),
         )
-    table = confirmation_table(tuner.fit())
+    record = {"configs": plan.best, "missing": plan.missing, "seeds": seeds, "failed": []}
+    plan_file.write_text(json.dumps(record, indent=2))
+    results = tuner.fit()
+    finished = results.num_terminated + results.num_errors
+    if finished < len(results) or len(results) < len(runs):
+        return ConfirmOutcome(plan, None, [], interrupted=True)
+    failed = failed_runs(results)
+    plan_file.write_text(json.dumps({**record, "failed": failed}, indent=2))
+    table = confirmation_table(results)
     table.to_parquet(cfg.run_dir / "confirm.parquet", index=False)
-    plan_record = {"configs": plan.best, "missing": plan.missing, "seeds": seeds}
-    (cfg.run_dir / PLAN_FILE).write_text(json.dumps(plan_record, indent=2))
-    return plan, table
+    return ConfirmOutcome(plan, table, failed, interrupted=False)
 
 
-def summary_lines(plan: ConfirmPlan, table: pd.DataFrame, metric: str, path: Path) -> list[str]:
-    """Final-epoch mean and spread of ``metric`` per cell, and the cells left out."""
+def summary_lines(outcome: ConfirmOutcome, metric: str, path: Path) -> list[str]:
+    """Final-epoch mean and spread of ``metric`` per cell, the failed runs and the cells left
+    out."""
     lines = []
-    if not table.empty:
+    table = outcome.table
+    if table is not None and not table.empty:
         final = table[table["epoch"] == table.groupby(["cell", "seed"])["epoch"].transform("max")]
         stats = final.groupby("cell")[metric].agg(["mean", "std", "count"])
         for cell, row in stats.iterrows():
@@ -139,7 +209,9 @@ def summary_lines(plan: ConfirmPlan, table: pd.DataFrame, metric: str, path: Pat
                 f"{cell:28s} {metric} {row['mean']:6.2f} ± {row['std']:5.2f}  "
                 f"({int(row['count'])} seeds)"
             )
-    for cell in plan.missing:
+    for run in outcome.failed:
+        lines.append(f"{run['cell']:28s} seed {run['seed']} FAILED: {run['reason']}")
+    for cell in outcome.plan.missing:
         lines.append(f"{cell:28s} not confirmed: no COMPLETE (full-budget) trial in the sweep")
     lines.append(f"confirmation table: {path}")
     return lines

@@ -20,15 +20,38 @@ from study.studies import load_cell_studies, overview_study
 DASHBOARD_FIGURES = ("Per-seed results", "Paired differences", "Loss x optimizer means")
 
 
-def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame) -> dict[str, str]:
+def complete_cells(confirm: pd.DataFrame, seeds: list[int], max_epochs: int) -> list[str]:
+    """Cells whose runs reached ``max_epochs`` for every one of ``seeds`` (a paired design
+    needs every seed in every cell compared)."""
+    final = confirm[confirm["epoch"] == max_epochs]
+    reached = final.groupby("cell")["seed"].agg(set)
+    return sorted(cell for cell, done in reached.items() if set(seeds) <= done)
+
+
+def describe_left_out(cells: list[str], failed: list[dict]) -> str:
+    """The cells left out of the tests, each with its failed seeds and the reason."""
+    reasons = {}
+    for run in failed:
+        reasons.setdefault(run["cell"], []).append(f"seed {run['seed']}: {run['reason']}")
+    return "; ".join(f"{c} ({', '.join(reasons.get(c, ['did not finish']))})" for c in cells)
+
+
+def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame, plan: dict) -> dict:
     import ray
     import torch
 
-    plan_file = cfg.run_dir / PLAN_FILE
-    missing = json.loads(plan_file.read_text())["missing"] if plan_file.is_file() else []
+    planned = sorted(plan.get("configs", {}))
+    left_out = [cell for cell in planned if cell not in set(confirm["cell"])]
     return {
         "cells": ", ".join(sorted(confirm["cell"].unique())),
-        "cells not confirmed (no full-budget trial in the sweep)": ", ".join(missing) or "none",
+        "cells not confirmed (no full-budget trial in the sweep)": ", ".join(
+            plan.get("missing", [])
+        )
+        or "none",
+        "cells left out (a confirmation run failed or did not finish)": describe_left_out(
+            left_out, plan.get("failed", [])
+        )
+        or "none",
         "seeds per cell": str(confirm.groupby("cell")["seed"].nunique().min()),
         "epoch budget": str(cfg.scheduler.max_epochs),
         "sweep": f"{sweep['trial_id'].nunique()} trials: {cfg.study.trials_per_cell} per cell, "
@@ -44,17 +67,27 @@ def _setup(cfg: StudyConfig, confirm: pd.DataFrame, sweep: pd.DataFrame) -> dict
 
 
 def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
-    """Write ``report.html`` and ``report.json`` into the run directory; returns the HTML path."""
+    """Write ``report.html`` and ``report.json`` into the run directory; returns the HTML path.
+
+    Only cells whose confirmation runs all reached the full budget enter the tests; the others
+    are named in the setup with their failed seeds.
+    """
     confirm_path, sweep_path = cfg.run_dir / "confirm.parquet", cfg.run_dir / "trials.parquet"
     if not confirm_path.is_file():
         raise UsageError(f"{cfg.run_dir} has no confirm.parquet; run `clipstudy confirm` first")
     confirm = pd.read_parquet(confirm_path)
-    if confirm["cell"].nunique() < 2 or confirm["seed"].nunique() < 2:
+    plan_file = cfg.run_dir / PLAN_FILE
+    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+    seeds = list(range(plan["seeds"])) if "seeds" in plan else sorted(confirm["seed"].unique())
+    kept = complete_cells(confirm, seeds, cfg.scheduler.max_epochs)
+    confirm = confirm[confirm["cell"].isin(kept) & confirm["seed"].isin(seeds)]
+    if len(kept) < 2 or len(seeds) < 2:
         raise UsageError(
-            "the report compares at least 2 cells over at least 2 seeds; "
-            "run `clipstudy confirm --seeds K` with K >= 2 on a sweep with 2+ COMPLETE cells"
+            f"the report compares at least 2 cells over at least 2 seeds, and {len(kept)} "
+            f"cell(s) have complete runs for {len(seeds)} seed(s); run `clipstudy confirm "
+            "--seeds K` with K >= 2 on a sweep with 2+ COMPLETE cells (or --resume it)"
         )
-    if baseline is not None and baseline not in set(confirm["cell"]):
+    if baseline is not None and baseline not in kept:
         raise UsageError(f"--baseline {baseline!r} is not a confirmed cell")
     sweep = pd.read_parquet(sweep_path)
     report = build_report(
@@ -67,7 +100,7 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
         studies=load_cell_studies(open_storage(cfg.storage_url), cfg.study.name),
     )
     page = render_html(
-        report, title=f"clipstudy report: {cfg.study.name}", setup=_setup(cfg, confirm, sweep)
+        report, title=f"clipstudy report: {cfg.study.name}", setup=_setup(cfg, confirm, sweep, plan)
     )
     html_path = cfg.run_dir / "report.html"
     html_path.write_text(page)

@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: a thin adapter around :func:`trainables.trial.run_trial`.
 
-This module and :mod:`study.runner` are the only ones that import ``ray.tune``.
+Only the ``study`` package imports ``ray.tune``; trainables see a plain ``report`` callable.
 """
 
 from __future__ import annotations

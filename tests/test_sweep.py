@@ -244,15 +244,62 @@ def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):
     assert run(["confirm", str(run_dir), "--seeds", "2"]) == 0
     table = pd.read_parquet(run_dir / "confirm.parquet")
     plan = plan_confirmation(load_studies(run_dir), CELLS)
-    assert set(table["cell"]) == set(plan.best)
+    assert plan.missing == []  # one study and one ASHA per cell: each has a full-budget trial
+    assert set(table["cell"]) == set(CELLS)
     for _, runs in table.groupby("cell"):
         assert sorted(runs["seed"].unique()) == [0, 1]
         assert runs.groupby("seed")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
     recorded = json.loads((run_dir / "confirm_plan.json").read_text())
-    assert recorded["missing"] == plan.missing and set(recorded["configs"]) == set(plan.best)
+    assert recorded == {"configs": plan.best, "missing": [], "seeds": 2, "failed": []}
     out = capsys.readouterr().out
-    for cell in plan.missing:
-        assert f"{cell}" in out and "not confirmed" in out
+    assert all(f"{cell}" in out for cell in CELLS)
+
+
+def _confirm_error(argv: list[str], capsys) -> str:
+    from study.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    """The swept run directory without its confirmation (same name, another parent)."""
+    copy = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("confirm*", "report*"))
+    return copy
+
+
+def _confirm_results(run_dir: Path) -> int:
+    """Epoch results the confirmation trials have written so far."""
+    files = (run_dir / "ray" / "confirm").rglob("result.json")
+    return sum(len(f.read_text().splitlines()) for f in files)
+
+
+def test_interrupted_confirmation_writes_nothing_and_resumes(swept, tmp_path, capsys):
+    run_dir = _copy_run(swept[1], tmp_path)
+    clipstudy = Path(sys.executable).with_name("clipstudy")
+    process = subprocess.Popen(
+        [str(clipstudy), "confirm", str(run_dir), "--seeds", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for(lambda: _confirm_results(run_dir) >= 1, timeout_s=240)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    assert not (run_dir / "confirm.parquet").exists()
+    assert "--resume" in _confirm_error(["confirm", str(run_dir), "--seeds", "2"], capsys)
+    err = _confirm_error(["confirm", str(run_dir), "--seeds", "3", "--resume"], capsys)
+    assert "started with --seeds 2" in err
+
+    assert run(["confirm", str(run_dir), "--seeds", "2", "--resume"]) == 0
+    table = pd.read_parquet(run_dir / "confirm.parquet")
+    assert not table.duplicated(["cell", "seed", "epoch"]).any()
+    assert len(table) == len(CELLS) * 2 * MAX_EPOCHS
 
 
 def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
