@@ -90,6 +90,7 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
     if baseline is not None and baseline not in kept:
         raise UsageError(f"--baseline {baseline!r} is not a confirmed cell")
     sweep = pd.read_parquet(sweep_path)
+    studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
     report = build_report(
         confirm,
         sweep,
@@ -97,7 +98,7 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
         mode=cfg.study.mode,
         max_epochs=cfg.scheduler.max_epochs,
         baseline=baseline,
-        studies=load_cell_studies(open_storage(cfg.storage_url), cfg.study.name),
+        studies=studies,
     )
     page = render_html(
         report, title=f"clipstudy report: {cfg.study.name}", setup=_setup(cfg, confirm, sweep, plan)
@@ -105,13 +106,13 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
     html_path = cfg.run_dir / "report.html"
     html_path.write_text(page)
     (cfg.run_dir / "report.json").write_text(to_json(report))
-    _push_to_dashboard(cfg, report)
+    _push_to_dashboard(cfg, report, studies, len(seeds))
     return html_path
 
 
-def _push_to_dashboard(cfg: StudyConfig, report) -> None:
-    """The verdict as the note of the run's overview study and the key figures as its
-    dashboard plots."""
+def _push_to_dashboard(cfg: StudyConfig, report, studies: dict, n_seeds: int) -> None:
+    """The verdict as the note of the run's overview study, the key figures as its dashboard
+    plots, and in each cell's study a note of what its confirmation gave."""
     from optuna_dashboard import save_note, save_plotly_graph_object
 
     study = overview_study(open_storage(cfg.storage_url), cfg.study.name, cfg.study.mode)
@@ -123,3 +124,15 @@ def _push_to_dashboard(cfg: StudyConfig, report) -> None:
         if name.startswith(DASHBOARD_FIGURES):
             key = "".join(c if c.isalnum() else "-" for c in name.lower())[:40]
             save_plotly_graph_object(study, figure, graph_object_id=key)
+    means = report.data["means"]
+    for cell, cell_study in studies.items():
+        outcome = (
+            f"its best COMPLETE trial, retrained over {n_seeds} seeds, has mean "
+            f"{cfg.study.metric} {means[cell]:.2f}"
+            if cell in means
+            else "it is not in the comparison (no full-budget trial, or a failed run)"
+        )
+        save_note(
+            cell_study,
+            f"## Confirmation\n\n{cell}: {outcome}. The verdict is in study `{cfg.study.name}`.",
+        )

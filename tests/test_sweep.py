@@ -145,6 +145,13 @@ def test_every_cell_has_its_own_study_with_an_equal_budget_and_a_full_budget_tri
         assert {t.params["cell"] for t in study.trials} == {cell}
         assert {t.user_attrs["loss"] for t in study.trials} == {cell.split(":")[0]}
         assert any(t.state == TrialState.COMPLETE for t in study.trials)
+    from optuna_dashboard._note import get_note
+
+    overview = optuna.load_study(study_name="e2e", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert overview.trials == []
+    note = get_note(overview)
+    assert note.startswith("## Sweep e2e") and "3 trials" in note
+    assert all(f"`{study.study_name}`" in note for study in studies.values())
 
 
 def test_trials_table_matches_study(swept):
@@ -321,4 +328,10 @@ def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
     storage = f"sqlite:///{run_dir / 'optuna.db'}"
     overview = optuna.load_study(study_name=run_dir.name, storage=storage)
     assert data["verdict"][0] in get_note(overview)
+    assert get_note(overview).startswith("## Verdict (confirmation runs)")
+    for cell, study in load_studies(run_dir).items():
+        mean = data["means"][cell]
+        assert f"{cell}: its best COMPLETE trial, retrained over 2 seeds" in get_note(study)
+        assert f"has mean r_mean {mean:.2f}" in get_note(study)
     assert "cells not confirmed (no full-budget trial in the sweep)</b>: none" in page
+    assert "cells left out (a confirmation run failed or did not finish)</b>: none" in page
