@@ -36,6 +36,7 @@ from analysis.figures import (
 )
 from analysis.stats import Comparison, adjust_secondary, compare_methods
 from analysis.sweep_figures import (
+    MIN_COMPLETE_FOR_IMPORTANCE,
     optimization_history,
     parallel_coordinates,
     param_importance,
@@ -43,7 +44,7 @@ from analysis.sweep_figures import (
 )
 
 SECONDARY = ("txt_r1", "img_r1", "zs_top1", "zs_top5")
-SWEEP_AXES = ("loss", "optimizer", "lr", "weight_decay")  # params every trial samples
+SWEEP_AXES = ("loss", "optimizer", "lr", "weight_decay")  # params every trial has
 
 
 def confirmation_scores(confirm: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -171,6 +172,11 @@ def secondary_forest(secondary: pd.DataFrame, *, reference: str, alpha: float) -
     return fig
 
 
+def _enough_for_importance(study: optuna.Study) -> bool:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return len(complete) >= MIN_COMPLETE_FOR_IMPORTANCE
+
+
 def build_report(
     confirm: pd.DataFrame,
     sweep: pd.DataFrame,
@@ -185,7 +191,7 @@ def build_report(
     """Run the tests and draw the figures of a report (no files written).
 
     ``studies`` (cell -> that cell's Optuna study) adds the per-cell hyperparameter importance
-    figure; without it the figure is left out.
+    figure when a cell has enough COMPLETE trials for it; otherwise the figure is left out.
     """
     secondary = [m for m in SECONDARY if m in confirm.columns and m != primary]
     scores = confirmation_scores(confirm, [primary, *secondary])
@@ -230,7 +236,7 @@ def build_report(
             )
         ),
     }
-    if studies is not None:
+    if studies is not None and any(map(_enough_for_importance, studies.values())):
         figures["Sweep: hyperparameter importance per cell"] = param_importance(studies)
     data = {
         "factorial": asdict(factorial),
@@ -304,10 +310,10 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
         "retrained with common seeds) enter the tests. Factorial: a linear mixed model of the "
         "primary metric on loss, optimizer and their interaction with the seed as group, the "
         "interaction tested by a likelihood ratio (only on a fully crossed design); then the "
-        "losses and the optimizers are compared pooled over the other factor (blocks: seed x "
-        "level of the other factor) when there is no interaction at alpha, else within each "
-        "level of the other factor, each family with its own Friedman test and Holm "
-        "correction. Omnibus: "
+        "losses and the optimizers are compared on their main effects (each level averaged "
+        "over the other factor within a seed; the seeds are the blocks) when there is no "
+        "interaction at alpha, else within each level of the other factor, each family with "
+        "its own omnibus test and Holm correction. Omnibus: "
         "Friedman test over cells with seeds as blocks. Pairwise: two-sided Wilcoxon "
         "signed-rank tests paired by seed, Holm "
         f"correction over the {report.primary.n_tests} tests of the primary family "

@@ -4,7 +4,7 @@ Runs the demo study through the real CLI path (Ray Tune + Optuna + ASHA) on a fr
 dataset, once with actor reuse and once without, and prints for each: the sweep's wall time,
 the sum of the trials' own times (Ray's ``time_this_iter_s`` summed over every epoch of every
 trial), the ideal wall time (that sum / concurrency) and the overhead per trial.
-Usage: python benchmarks/sweep_overhead.py [--trials 8] [--epochs 2]
+Usage: python benchmarks/sweep_overhead.py [--trials-per-cell 2] [--epochs 2]  (4 demo cells)
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from study.config import load_config
 from study.runner import run_sweep
 
 
-def measure(data: Path, runs: Path, *, reuse: bool, trials: int, epochs: int) -> dict:
+def measure(data: Path, runs: Path, *, reuse: bool, trials_per_cell: int, epochs: int) -> dict:
     cfg = load_config(
         DEMO_TOML,
         [
             f'data.dir="{data}"',
             f'study.runs_dir="{runs}"',
-            f"study.num_samples={trials}",
+            f"study.trials_per_cell={trials_per_cell}",
             f"scheduler.max_epochs={epochs}",
             f"resources.reuse_actors={'true' if reuse else 'false'}",
         ],
@@ -45,19 +45,25 @@ def measure(data: Path, runs: Path, *, reuse: bool, trials: int, epochs: int) ->
         "sum_trial_s": trial_s,
         "ideal_wall_s": ideal,
         "wall/ideal": wall / ideal,
-        "overhead_per_trial_s": (wall - ideal) * cfg.resources.max_concurrent / trials,
+        "overhead_per_trial_s": (wall - ideal) * cfg.resources.max_concurrent / cfg.num_trials,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--trials-per-cell", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = synthesise(Path(tmp) / "synth")
         rows = [
-            measure(data, Path(tmp) / "runs", reuse=reuse, trials=args.trials, epochs=args.epochs)
+            measure(
+                data,
+                Path(tmp) / "runs",
+                reuse=reuse,
+                trials_per_cell=args.trials_per_cell,
+                epochs=args.epochs,
+            )
             for reuse in (True, False)
         ]
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

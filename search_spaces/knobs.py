@@ -74,6 +74,7 @@ class Knobs:
                     f"search.cells: {cell!r} is not loss:optimizer with a loss among "
                     f"{', '.join(losses)} and an optimizer among {', '.join(optimizers)}"
                 )
+        _require_unique("cells", cells)
         return list(cells)
 
     def choice(self, name: str, choices: Sequence[Any]) -> Any:
@@ -93,6 +94,7 @@ class Knobs:
                 f"search.{name}: {bad[0] if bad else '[]'!r} is not a valid choice; "
                 f"choose from {', '.join(map(str, choices))}"
             )
+        _require_unique(name, wanted)
         return wanted
 
     def log_float(self, name: str, low: float, high: float) -> float:
@@ -108,6 +110,13 @@ class Knobs:
         if name in self.overrides:
             low, high = _narrowed(name, self.overrides[name], low, high, log=log)
         return self.trial.suggest_float(name, low, high, log=log)
+
+
+def _require_unique(name: str, values: list) -> None:
+    """A list override names each choice once (each cell gets one study and one budget)."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise OverrideError(f"search.{name}: {repeated[0]!r} is listed twice; list it once")
 
 
 def _narrowed(name: str, value: Override, low: float, high: float, *, log: bool):

@@ -29,6 +29,7 @@ from trainables.losses import build_loss
 from trainables.model_config import ModelConfig
 
 METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
+RENAMED = {("study", "num_samples"): "trials_per_cell"}  # (section, old key) -> new key
 SEARCHED_TRIAL_FIELDS = ("loss", "optimizer", "lr", "weight_decay", "loss_params", "epochs")
 
 
@@ -142,7 +143,8 @@ def _build(cls: type, section: str, values: Mapping[str, Any], **fixed: Any) -> 
     kwargs = dict(fixed)
     for key, value in values.items():
         if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
+            hint = [RENAMED[section, key]] if (section, key) in RENAMED else []
+            hint = hint or difflib.get_close_matches(key, allowed, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise UsageError(
                 f"unknown key {section}.{key}{suggestion} (valid: {', '.join(allowed)})"

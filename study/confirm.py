@@ -66,8 +66,11 @@ def confirmation_table(results) -> pd.DataFrame:
         frame.insert(3, "seed", params["seed"])
         frame.insert(4, "trial_id", result.metrics.get("trial_id"))
         frames.append(frame)
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return table.sort_values(["cell", "seed", "epoch"], ignore_index=True) if frames else table
+    if not frames:
+        columns = ["cell", "loss", "optimizer", "seed", "trial_id", *METRIC_COLUMNS]
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["cell", "seed", "epoch"], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -122,16 +125,24 @@ def _planned(cfg: StudyConfig, seeds: int, cells: list[str] | None) -> ConfirmPl
     return plan
 
 
-def _check_resumable(plan_file: Path, seeds: int) -> None:
-    """--resume continues the interrupted confirmation with the seeds it was started with."""
+def _resumed_plan(plan_file: Path, seeds: int, cells: list[str] | None) -> ConfirmPlan:
+    """The plan of the interrupted confirmation in ``plan_file``: --resume continues it with
+    the configs, cells and seeds it was started with."""
     if not plan_file.is_file():
         raise UsageError(f"{plan_file.parent} has no confirmation to resume; leave out --resume")
-    started = json.loads(plan_file.read_text())["seeds"]
-    if started != seeds:
+    record = json.loads(plan_file.read_text())
+    if record["seeds"] != seeds:
         raise UsageError(
-            f"the confirmation to resume was started with --seeds {started}, not {seeds}; "
-            f"pass --seeds {started}"
+            f"the confirmation to resume was started with --seeds {record['seeds']}, not "
+            f"{seeds}; pass --seeds {record['seeds']}"
         )
+    planned = sorted([*record["configs"], *record["missing"]])
+    if cells is not None and sorted(cells) != planned:
+        raise UsageError(
+            f"the confirmation to resume covers the cells {', '.join(planned)}; "
+            "leave out --cells to resume it"
+        )
+    return ConfirmPlan(record["configs"], record["missing"])
 
 
 def run_confirmation(
@@ -147,16 +158,17 @@ def run_confirmation(
     ``confirm_plan.json`` is written before training (so --resume knows the seeds), and
     ``confirm.parquet`` only once every run finished or failed.
     """
-    plan = _planned(cfg, seeds, cells)
     plan_file = cfg.run_dir / PLAN_FILE
     experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
     if resume:
-        _check_resumable(plan_file, seeds)
+        plan = _resumed_plan(plan_file, seeds, cells)
     elif experiment_dir.exists():
         raise UsageError(
             f"{cfg.run_dir} already has a confirmation; pass --resume to continue it, or "
             f"delete {experiment_dir} and {plan_file.name} to start again"
         )
+    else:
+        plan = _planned(cfg, seeds, cells)
     check_data(cfg)
     start_ray(address)
     from ray import tune
@@ -168,6 +180,7 @@ def run_confirmation(
     if resume and tune.Tuner.can_restore(str(experiment_dir)):
         tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
     else:
+        (cfg.run_dir / "confirm.parquet").unlink(missing_ok=True)  # never mixed with new runs
         tuner = tune.Tuner(
             trainable,
             param_space={"params": tune.grid_search(runs)},

@@ -4,8 +4,10 @@
 to the cell with the fewest trials so far, never more than ``trials_per_cell`` to any cell.
 :class:`PerCellASHA` holds one ``ASHAScheduler`` per cell, so a trial's rungs compare it only
 with trials of its own cell. The first trial of a cell to reach a rung always continues
-(ASHA's cutoff needs earlier results at that rung), so every cell gets at least one trial at
-the full budget unless its trials fail. Ray still places all trials on the cluster together.
+(ASHA's cutoff needs earlier results at that rung), so a cell ends without a full-budget
+trial only when a trial that passed a rung first later fails (``clipstudy confirm`` then
+names the cell). Ray still places all trials on the cluster together. Ray does not save
+scheduler state, so a resumed sweep starts every cell's rungs afresh.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``clipstudy report RUN_DIR``: report.html and report.json from the sweep and confirmation
-tables, and the verdict and key figures pushed into the Optuna study for the dashboard."""
+tables; the verdict and key figures go into the run's overview study and a note of each cell's
+confirmation into that cell's study, for the dashboard."""
 
 from __future__ import annotations
 
@@ -81,14 +82,18 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
     seeds = list(range(plan["seeds"])) if "seeds" in plan else sorted(confirm["seed"].unique())
     kept = complete_cells(confirm, seeds, cfg.scheduler.max_epochs)
     confirm = confirm[confirm["cell"].isin(kept) & confirm["seed"].isin(seeds)]
+    failed = plan.get("failed", [])
     if len(kept) < 2 or len(seeds) < 2:
+        why = f" ({len(failed)} run(s) failed: see {PLAN_FILE})" if failed else ""
         raise UsageError(
             f"the report compares at least 2 cells over at least 2 seeds, and {len(kept)} "
-            f"cell(s) have complete runs for {len(seeds)} seed(s); run `clipstudy confirm "
+            f"cell(s) have complete runs for {len(seeds)} seed(s){why}; run `clipstudy confirm "
             "--seeds K` with K >= 2 on a sweep with 2+ COMPLETE cells (or --resume it)"
         )
     if baseline is not None and baseline not in kept:
-        raise UsageError(f"--baseline {baseline!r} is not a confirmed cell")
+        raise UsageError(
+            f"--baseline {baseline!r} is not among the cells compared ({', '.join(kept)})"
+        )
     sweep = pd.read_parquet(sweep_path)
     studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
     report = build_report(

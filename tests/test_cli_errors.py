@@ -9,7 +9,6 @@ check must happen before any Ray (let alone a trial) starts. Sweeps write into a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,62 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from study.cli import main
-from study.ray_env import RAY_ENV
-
-NAME = "cli-errors"
-
-BASE = """\
-[study]
-name = "cli-errors"
-space = "demo"
-metric = "r_mean"
-mode = "max"
-trials_per_cell = 1
-seed = 0
-
-[scheduler]
-max_epochs = 2
-grace_period = 1
-reduction_factor = 2
-
-[resources]
-cpus_per_trial = 1
-gpus_per_trial = 0
-max_concurrent = 1
-
-[data]
-dir = "DATA_DIR"
-
-[model]
-embed_dim = 16
-
-[trial]
-batch_size = 16
-seed = 0
-
-[search]
-weight_decay = [1e-3, 0.1]
-"""
-
-
-class RayStarted(AssertionError):
-    """Raised by the stand-in for ``ray.init``: the error was found too late."""
-
-
-@pytest.fixture(autouse=True)
-def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ray.init`` fails the test; Ray's environment variables are restored afterwards."""
-    import ray
-
-    for key, value in RAY_ENV.items():
-        monkeypatch.setenv(key, os.environ.get(key, value))  # recorded, so undone at teardown
-
-    def refuse(*args, **kwargs):
-        raise RayStarted("ray.init was called before the bad input was reported")
-
-    monkeypatch.setattr(ray, "init", refuse)
+from cli_helpers import (  # _no_ray: an autouse fixture, applied by importing it
+    BASE,
+    NAME,
+    _no_ray,  # noqa: F401
+    expect_usage_error,
+)
 
 
 @pytest.fixture
@@ -102,22 +51,6 @@ def free_port() -> int:
 
 def runs_dir_set(runs: Path) -> list[str]:
     return ["--set", f"study.runs_dir={json.dumps(str(runs))}"]
-
-
-def expect_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
-    """Run ``clipstudy argv``; check exit status 2 and a one-line message containing ``words``."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert exit_info.value.code == 2, (out, err)
-    assert "Traceback" not in out + err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("clipstudy: error: "), line
-    for word in words:
-        assert word in line, f"{word!r} not in {line!r}"
-    return line
 
 
 def expect_sweep_error(capsys, runs: Path, config: Path, *words: str, extra=()) -> str:

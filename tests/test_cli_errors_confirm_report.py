@@ -23,77 +23,30 @@ function that fails the test. Proven here:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
+from cli_helpers import (  # _no_ray: an autouse fixture, applied by importing it
+    BASE,
+    NAME,
+    RayStarted,
+    _no_ray,  # noqa: F401
+    expect_usage_error,
+)
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from study.cli import main
 from study.config import load_config
-from study.ray_env import RAY_ENV
 from study.storage import default_storage_url
 from study.studies import cell_study_name
 
-NAME = "cli-errors"
 CELLS = ["clip:adamw", "clip:sgd_nesterov", "sogclr:adamw", "sogclr:sgd_nesterov"]
 
-BASE = """\
-[study]
-name = "cli-errors"
-space = "demo"
-metric = "r_mean"
-mode = "max"
-trials_per_cell = 1
-seed = 0
-
-[scheduler]
-max_epochs = 2
-grace_period = 1
-reduction_factor = 2
-
-[resources]
-cpus_per_trial = 1
-gpus_per_trial = 0
-max_concurrent = 1
-
-[data]
-dir = "DATA_DIR"
-
-[model]
-embed_dim = 16
-
-[trial]
-batch_size = 16
-seed = 0
-
-[search]
-weight_decay = [1e-3, 0.1]
-"""
-
 COMPLETE, PRUNED, FAIL = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
-
-
-class RayStarted(AssertionError):
-    """Raised by the stand-in for ``ray.init``: the error was found too late."""
-
-
-@pytest.fixture(autouse=True)
-def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ray.init`` fails the test; Ray's environment variables are restored afterwards."""
-    import ray
-
-    for key, value in RAY_ENV.items():
-        monkeypatch.setenv(key, os.environ.get(key, value))  # recorded, so undone at teardown
-
-    def refuse(*args, **kwargs):
-        raise RayStarted("ray.init was called before the bad input was reported")
-
-    monkeypatch.setattr(ray, "init", refuse)
 
 
 @pytest.fixture(autouse=True)
@@ -103,23 +56,6 @@ def _quiet_optuna():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     yield
     optuna.logging.set_verbosity(verbosity)
-
-
-def expect_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
-    """Run ``clipstudy argv``; check exit status 2 and a one-line message containing ``words``."""
-    capsys.readouterr()  # only what main prints counts
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert exit_info.value.code == 2, (out, err)
-    assert "Traceback" not in out + err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("clipstudy: error: "), line
-    for word in words:
-        assert word in line, f"{word!r} not in {line!r}"
-    return line
 
 
 # --- building a run directory --------------------------------------------------------------
@@ -402,7 +338,7 @@ def test_report_baseline_not_confirmed(capsys, confirmed, baseline):
         confirmed,
         ["--baseline", baseline],
         f"--baseline {baseline!r}",
-        "is not a confirmed cell",
+        "is not among the cells compared (clip:adamw, sogclr:adamw)",
     )
 
 

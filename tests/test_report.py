@@ -245,7 +245,7 @@ def test_secondary_forest_uses_the_bh_adjusted_p():
 
 def test_a_crossed_design_gets_per_factor_families_after_the_interaction():
     """2 losses x 2 optimizers with additive effects: the interaction line comes first, then
-    losses and optimizers pooled over the other factor; their tests count in the total."""
+    losses and optimizers (main effects, or within levels); their tests count in the total."""
     rows = confirm_table()
     extra = rows[rows["cell"] == "clip:adamw"].assign(
         cell="clip:sgd_nesterov", optimizer="sgd_nesterov", r_mean=lambda t: t["r_mean"] - 25
@@ -263,11 +263,25 @@ def test_a_crossed_design_gets_per_factor_families_after_the_interaction():
         ],
     )
     assert report.verdict[0].startswith("Loss x optimizer interaction on r_mean (mixed model")
-    assert report.verdict[1].startswith(("Losses, pooled: ", "Losses within optimizer="))
-    assert set(report.factors["family"]) == {
-        ("losses" if f["factor"] == "loss" else "optimizers")
-        + (f" within {f['within']}" if f["within"] else ", pooled")
-        for f in families
+    assert report.verdict[1].startswith(
+        ("Losses, averaged over optimizers: ", "Losses within optimizer=")
+    )
+    labels = {
+        ("loss", None): "losses, averaged over optimizers",
+        ("optimizer", None): "optimizers, averaged over losses",
+        ("loss", "optimizer=adamw"): "losses within optimizer=adamw",
+        ("loss", "optimizer=sgd_nesterov"): "losses within optimizer=sgd_nesterov",
+        ("optimizer", "loss=clip"): "optimizers within loss=clip",
+        ("optimizer", "loss=sogclr"): "optimizers within loss=sogclr",
     }
+    assert set(report.factors["family"]) == {labels[f["factor"], f["within"]] for f in families}
     n_tests = report.primary.n_tests + len(report.factors) + len(report.secondary)
     assert f"Tests run in all: {n_tests}." in render_html(report, title="t", setup={})
+
+
+def test_importance_is_left_out_when_no_cell_has_enough_complete_trials():
+    studies = {"clip:adamw": cell_study(9), "sogclr:adamw": cell_study(1)}
+    report = build_report(
+        confirm_table(), sweep_table(), primary="r_mean", mode="max", max_epochs=2, studies=studies
+    )
+    assert IMPORTANCE not in report.figures

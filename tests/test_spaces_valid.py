@@ -62,6 +62,7 @@ def test_cells_restrict_the_study_to_chosen_pairs():
         ({"cells": ["sogclr:adam"]}, "not loss:optimizer"),
         ({"cells": "sogclr:adamw"}, "expected a list"),
         ({"tau_min": [0.5, 0.9]}, "does not overlap"),
+        ({"cells": ["clip:adamw", "sogclr:adamw", "clip:adamw"]}, "'clip:adamw' is listed twice"),
     ],
 )
 def test_bad_cells_and_ranges_are_rejected(overrides, message):
@@ -73,3 +74,27 @@ def test_a_narrowed_range_stays_inside_the_space_range():
     space = SearchSpace("seeds", {"cells": ["isogclr:adamw"], "tau_max": [0.01, 5.0]})
     for config in sampled_configs(space, 30):
         assert config["tau_min"] < config["tau_max"] <= 0.5
+
+
+def test_cells_of_a_space_follow_the_overrides():
+    assert SearchSpace("demo").cells() == [
+        "clip:adamw",
+        "clip:sgd_nesterov",
+        "sogclr:adamw",
+        "sogclr:sgd_nesterov",
+    ]
+    assert SearchSpace("demo", {"optimizer": "adamw"}).cells() == ["clip:adamw", "sogclr:adamw"]
+    assert len(SearchSpace("seeds").cells()) == 8 * 7
+    with pytest.raises(OverrideError, match="'clip' is listed twice"):
+        SearchSpace("demo", {"loss": ["clip", "clip"]}).cells()
+
+
+def test_a_cell_space_samples_only_that_cell_and_keeps_the_other_overrides():
+    space = SearchSpace("demo", {"optimizer": "adamw", "lr": 0.002}).for_cell("sogclr:adamw")
+    for config in sampled_configs(space, 10):
+        assert (config["cell"], config["loss"], config["optimizer"]) == (
+            "sogclr:adamw",
+            "sogclr",
+            "adamw",
+        )
+        assert config["lr"] == 0.002

@@ -33,6 +33,12 @@ def test_only_cells_with_every_seed_at_the_full_budget_are_kept():
     assert complete_cells(table, [0, 1], max_epochs=4) == []
 
 
+def test_a_confirmation_where_every_run_failed_has_no_complete_cell():
+    from study.confirm import confirmation_table
+
+    assert complete_cells(confirmation_table([]), [0, 1], max_epochs=3) == []
+
+
 def test_left_out_cells_are_named_with_their_failed_seeds():
     failed = [
         {"cell": "sogclr:adamw", "seed": 1, "reason": "loss is NaN"},

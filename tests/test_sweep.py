@@ -203,6 +203,23 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
+def _interrupt(argv: list[str], ready) -> None:
+    """Run the ``clipstudy`` console script, send SIGINT once ``ready()``; it must exit 130."""
+    clipstudy = Path(sys.executable).with_name("clipstudy")
+    process = subprocess.Popen(
+        [str(clipstudy), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert _wait_for(ready, timeout_s=240)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+
+
 def _finished_trials(run_dir: Path) -> int:
     """Finished trials of the run's study, read while the sweep process may still be creating
     the database (so: no table creation here, and "not there yet" counts as 0)."""
@@ -217,19 +234,7 @@ def _finished_trials(run_dir: Path) -> int:
 def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_path):
     config = write_config(tmp_path, tiny_dataset, name="resumable", trials_per_cell=2)
     run_dir = tmp_path / "runs" / "resumable"
-    clipstudy = Path(sys.executable).with_name("clipstudy")
-    process = subprocess.Popen(
-        [str(clipstudy), "sweep", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 130
-    finally:
-        process.kill()
+    _interrupt(["sweep", str(config)], ready=lambda: _finished_trials(run_dir) >= 1)
     assert _finished_trials(run_dir) < 4
 
     assert run(["sweep", str(run_dir), "--resume"]) == 0
@@ -286,22 +291,17 @@ def _confirm_results(run_dir: Path) -> int:
 
 def test_interrupted_confirmation_writes_nothing_and_resumes(swept, tmp_path, capsys):
     run_dir = _copy_run(swept[1], tmp_path)
-    clipstudy = Path(sys.executable).with_name("clipstudy")
-    process = subprocess.Popen(
-        [str(clipstudy), "confirm", str(run_dir), "--seeds", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    _interrupt(
+        ["confirm", str(run_dir), "--seeds", "2"], ready=lambda: _confirm_results(run_dir) >= 1
     )
-    try:
-        assert _wait_for(lambda: _confirm_results(run_dir) >= 1, timeout_s=240)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 130
-    finally:
-        process.kill()
     assert not (run_dir / "confirm.parquet").exists()
     assert "--resume" in _confirm_error(["confirm", str(run_dir), "--seeds", "2"], capsys)
     err = _confirm_error(["confirm", str(run_dir), "--seeds", "3", "--resume"], capsys)
     assert "started with --seeds 2" in err
+    err = _confirm_error(
+        ["confirm", str(run_dir), "--seeds", "2", "--resume", "--cells", CELLS[0]], capsys
+    )
+    assert "leave out --cells" in err
 
     assert run(["confirm", str(run_dir), "--seeds", "2", "--resume"]) == 0
     table = pd.read_parquet(run_dir / "confirm.parquet")
