@@ -24,7 +24,7 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from analysis.factor_tests import FactorFamily, factor_families
-from analysis.factorial import InteractionTest, factorial_interaction
+from analysis.factorial import InteractionTest, crossed_subset, factorial_interaction
 from analysis.figures import (
     cell_heatmap,
     critical_difference,
@@ -197,8 +197,10 @@ def build_report(
     scores = confirmation_scores(confirm, [primary, *secondary])
     comparison = compare_methods(scores, primary, alpha=alpha)
     final = final_rows(confirm)
-    factorial = factorial_interaction(final.rename(columns={primary: "value"}))
-    families = factor_families(final, primary, factorial, alpha=alpha)
+    crossed = crossed_subset(final)
+    design = final if crossed.empty else crossed
+    factorial = factorial_interaction(design.rename(columns={primary: "value"}))
+    families = factor_families(crossed, primary, factorial, alpha=alpha)
     means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
     secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
     ranks = average_ranks(scores, primary, mode)
@@ -262,8 +264,9 @@ def _factorial_line(test: InteractionTest, metric: str) -> str:
     if test.skipped:
         return f"Loss x optimizer interaction on {metric}: not tested ({test.skipped})."
     return (
-        f"Loss x optimizer interaction on {metric} (mixed model, seed as group, likelihood "
-        f"ratio chi2({test.df}) = {test.statistic:.2f}, p = {test.p_value:.3g})."
+        f"Loss x optimizer interaction on {metric} over the crossed cells "
+        f"({', '.join(test.losses)}) x ({', '.join(test.optimizers)}) (mixed model, seed as "
+        f"group, likelihood ratio chi2({test.df}) = {test.statistic:.2f}, p = {test.p_value:.3g})."
     )
 
 
@@ -309,7 +312,8 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
         "<h2>Methods</h2><p>Only confirmation runs (best full-budget config of each cell, "
         "retrained with common seeds) enter the tests. Factorial: a linear mixed model of the "
         "primary metric on loss, optimizer and their interaction with the seed as group, the "
-        "interaction tested by a likelihood ratio (only on a fully crossed design); then the "
+        "interaction tested by a likelihood ratio on the largest fully crossed part of the "
+        "confirmed cells (at least 2 x 2); then, on that part, the "
         "losses and the optimizers are compared on their main effects (each level averaged "
         "over the other factor within a seed; the seeds are the blocks) when there is no "
         "interaction at alpha, else within each level of the other factor, each family with "

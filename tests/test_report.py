@@ -243,14 +243,17 @@ def test_secondary_forest_uses_the_bh_adjusted_p():
     assert "exploratory" in fig.layout.title.text and "BH-adjusted" in fig.layout.title.text
 
 
-def test_a_crossed_design_gets_per_factor_families_after_the_interaction():
-    """2 losses x 2 optimizers with additive effects: the interaction line comes first, then
-    losses and optimizers (main effects, or within levels); their tests count in the total."""
+def test_the_crossed_part_gets_per_factor_families_after_the_interaction():
+    """2 losses x 2 optimizers with additive effects plus a cell outside the crossed part: the
+    interaction line comes first and names the crossed part, then losses and optimizers (main
+    effects, or within levels) on that part; their tests count in the total."""
     rows = confirm_table()
-    extra = rows[rows["cell"] == "clip:adamw"].assign(
-        cell="clip:sgd_nesterov", optimizer="sgd_nesterov", r_mean=lambda t: t["r_mean"] - 25
-    )
-    confirm = pd.concat([rows, extra], ignore_index=True)
+    clip = rows[rows["cell"] == "clip:adamw"]
+    extra = [
+        clip.assign(cell="clip:sgd_nesterov", optimizer="sgd_nesterov", r_mean=clip.r_mean - 25),
+        clip.assign(cell="siglip:lion", loss="siglip", optimizer="lion"),
+    ]
+    confirm = pd.concat([rows, *extra], ignore_index=True)
     report = build_report(confirm, sweep_table(), primary="r_mean", mode="max", max_epochs=2)
     families = report.data["factors"]
     assert [(f["factor"], f["within"]) for f in families] in (
@@ -262,7 +265,10 @@ def test_a_crossed_design_gets_per_factor_families_after_the_interaction():
             ("optimizer", "loss=sogclr"),
         ],
     )
-    assert report.verdict[0].startswith("Loss x optimizer interaction on r_mean (mixed model")
+    assert report.verdict[0].startswith(
+        "Loss x optimizer interaction on r_mean over the crossed cells (clip, sogclr) x "
+        "(adamw, sgd_nesterov) (mixed model"
+    )
     assert report.verdict[1].startswith(
         ("Losses, averaged over optimizers: ", "Losses within optimizer=")
     )
