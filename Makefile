@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_throughput.py
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/loss_speed.py
+	$(BIN)/python benchmarks/report_time.py
 
 clean:
 	rm -rf $(VENV) runs data .pytest_cache
