@@ -24,7 +24,7 @@ from study.config import StudyConfig
 from study.errors import UsageError
 from study.results import METRIC_COLUMNS
 from study.runner import check_data, ray_trainable, start_ray
-from study.storage import open_storage
+from study.storage import existing_storage_url, open_storage
 from study.studies import load_cell_studies
 
 EXPERIMENT = "confirm"
@@ -51,6 +51,11 @@ def plan_confirmation(studies: dict[str, optuna.Study], cells: list[str]) -> Con
     return ConfirmPlan(best, [cell for cell in cells if cell not in best])
 
 
+def _cell(params: dict) -> str:
+    """The "loss:optimizer" cell of a confirmation run's params."""
+    return f"{params['loss']}:{params['optimizer']}"
+
+
 def confirmation_table(results) -> pd.DataFrame:
     """One row per (cell, seed, epoch) from a Ray ResultGrid of confirmation trials."""
     frames = []
@@ -60,7 +65,7 @@ def confirmation_table(results) -> pd.DataFrame:
             continue
         params = result.config["params"]
         frame = history[[c for c in METRIC_COLUMNS if c in history.columns]].copy()
-        frame.insert(0, "cell", f"{params['loss']}:{params['optimizer']}")
+        frame.insert(0, "cell", _cell(params))
         frame.insert(1, "loss", params["loss"])
         frame.insert(2, "optimizer", params["optimizer"])
         frame.insert(3, "seed", params["seed"])
@@ -93,7 +98,7 @@ def failed_runs(results) -> list[dict]:
             lines = [line for line in str(result.error).splitlines() if line.strip()]
             failed.append(
                 {
-                    "cell": f"{params['loss']}:{params['optimizer']}",
+                    "cell": _cell(params),
                     "seed": params["seed"],
                     "reason": lines[-1].strip() if lines else type(result.error).__name__,
                 }
@@ -105,9 +110,8 @@ def _planned(cfg: StudyConfig, seeds: int, cells: list[str] | None) -> ConfirmPl
     """The plan from the sweep's cell studies; UsageError when there is nothing to confirm."""
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
-    if not cfg.study.storage and not (cfg.run_dir / "optuna.db").is_file():
-        raise UsageError(f"{cfg.run_dir} has no optuna.db; run the sweep first")
-    studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
+    storage = open_storage(existing_storage_url(cfg.study.storage, cfg.run_dir))
+    studies = load_cell_studies(storage, cfg.study.name)
     if not studies:
         raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first")
     unknown = sorted(set(cells or []) - set(cfg.cells))

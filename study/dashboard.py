@@ -9,7 +9,7 @@ import optuna
 
 from study.config import load_config
 from study.errors import UsageError
-from study.storage import JOURNAL_PREFIX, default_storage_url, open_storage
+from study.storage import JOURNAL_PREFIX, existing_storage_url, open_storage
 
 
 def storage_url_of(run_dir: Path) -> str:
@@ -19,13 +19,7 @@ def storage_url_of(run_dir: Path) -> str:
             f"{run_dir} is not a clipstudy run directory (no study.toml); "
             "pass a directory created by `clipstudy sweep`"
         )
-    cfg = load_config(run_dir / "study.toml")
-    if not cfg.study.storage and not (run_dir / "optuna.db").is_file():
-        raise UsageError(f"{run_dir} has no optuna.db yet; run the sweep first")
-    journal = cfg.study.storage.removeprefix(JOURNAL_PREFIX)
-    if cfg.study.storage.startswith(JOURNAL_PREFIX) and not Path(journal).is_file():
-        raise UsageError(f"the journal file {journal} of {run_dir} does not exist")
-    return cfg.study.storage or default_storage_url(run_dir)
+    return existing_storage_url(load_config(run_dir / "study.toml").study.storage, run_dir)
 
 
 def open_dashboard_storage(url: str) -> optuna.storages.BaseStorage:

@@ -95,7 +95,8 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
             f"--baseline {baseline!r} is not among the cells compared ({', '.join(kept)})"
         )
     sweep = pd.read_parquet(sweep_path)
-    studies = load_cell_studies(open_storage(cfg.storage_url), cfg.study.name)
+    storage = open_storage(cfg.storage_url)
+    studies = load_cell_studies(storage, cfg.study.name)
     report = build_report(
         confirm,
         sweep,
@@ -111,16 +112,18 @@ def write_report(cfg: StudyConfig, *, baseline: str | None = None) -> Path:
     html_path = cfg.run_dir / "report.html"
     html_path.write_text(page)
     (cfg.run_dir / "report.json").write_text(to_json(report))
-    _push_to_dashboard(cfg, report, studies, len(seeds))
+    _push_to_dashboard(cfg, report, storage, studies, len(seeds))
     return html_path
 
 
-def _push_to_dashboard(cfg: StudyConfig, report, studies: dict, n_seeds: int) -> None:
+def _push_to_dashboard(
+    cfg: StudyConfig, report, storage: optuna.storages.BaseStorage, studies: dict, n_seeds: int
+) -> None:
     """The verdict as the note of the run's overview study, the key figures as its dashboard
     plots, and in each cell's study a note of what its confirmation gave."""
     from optuna_dashboard import save_note, save_plotly_graph_object
 
-    study = overview_study(open_storage(cfg.storage_url), cfg.study.name, cfg.study.mode)
+    study = overview_study(storage, cfg.study.name, cfg.study.mode)
     save_note(
         study,
         "## Verdict (confirmation runs)\n\n" + "\n".join(f"- {line}" for line in report.verdict),

@@ -13,6 +13,8 @@ import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
+from study.errors import UsageError
+
 JOURNAL_PREFIX = "journal:"
 
 
@@ -25,3 +27,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith(JOURNAL_PREFIX):
         return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
     return RDBStorage(url)
+
+
+def existing_storage_url(configured: str, run_dir: Path) -> str:
+    """The storage URL of run directory ``run_dir`` (``configured``, or its ``optuna.db`` when
+    empty); UsageError when the file it names is not there yet (no sweep has run)."""
+    if not configured and not (run_dir / "optuna.db").is_file():
+        raise UsageError(f"{run_dir} has no optuna.db yet; run the sweep first")
+    journal = configured.removeprefix(JOURNAL_PREFIX)
+    if configured.startswith(JOURNAL_PREFIX) and not Path(journal).is_file():
+        raise UsageError(f"the journal file {journal} of {run_dir} does not exist")
+    return configured or default_storage_url(run_dir)
