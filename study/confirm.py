@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from study.config import StudyConfig
 from study.errors import UsageError
-from study.results import METRIC_COLUMNS
+from study.results import METRIC_COLUMNS, epoch_rows
 from study.runner import check_data, ray_trainable, start_ray
 from study.storage import existing_storage_url, open_storage
 from study.studies import load_cell_studies
@@ -64,7 +64,7 @@ def confirmation_table(results) -> pd.DataFrame:
         if history is None or history.empty:
             continue
         params = result.config["params"]
-        frame = history[[c for c in METRIC_COLUMNS if c in history.columns]].copy()
+        frame = epoch_rows(history)
         frame.insert(0, "cell", _cell(params))
         frame.insert(1, "loss", params["loss"])
         frame.insert(2, "optimizer", params["optimizer"])

@@ -35,6 +35,17 @@ METRIC_COLUMNS = [
 ]
 
 
+def epoch_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per epoch of a Ray trial's ``metrics_dataframe``, metric columns only.
+
+    A resumed trial restarts from the checkpoint Ray's experiment state names, which can be
+    older than the last row Ray wrote to the trial's progress file; the epochs after it are
+    then reported twice. Training resumes exactly (same metrics), so the last report is kept.
+    """
+    rows = history[[c for c in METRIC_COLUMNS if c in history.columns]]
+    return rows.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
 def trials_table(results, studies: dict[str, optuna.Study]) -> pd.DataFrame:
     """One row per (trial, epoch): the trial's cell, Optuna number (within the cell's study)
     and state, its metrics and its params.
@@ -54,7 +65,7 @@ def trials_table(results, studies: dict[str, optuna.Study]) -> pd.DataFrame:
             continue
         ray_id = result.metrics.get("trial_id")
         ot_trial = by_ray_id.get(ray_id)
-        frame = history[[c for c in METRIC_COLUMNS if c in history.columns]].copy()
+        frame = epoch_rows(history)
         frame.insert(0, "trial_id", ray_id)
         frame.insert(1, "cell", result.config["cell"])
         frame.insert(2, "number", ot_trial.number if ot_trial else -1)
