@@ -35,7 +35,7 @@ def make_call(name: str, batch: int, dim: int, num_samples: int, device: torch.d
         F.normalize(torch.randn(batch, dim, generator=generator), dim=1).to(device).requires_grad_()
         for _ in range(4)
     ]
-    needs_views = getattr(loss_fn, "needs_views", False)
+    needs_views = loss_fn.needs_views
     # fresh distinct indices per call, drawn before timing: one epoch's batches, cycled
     order = torch.randperm(num_samples, generator=generator)
     indices = [chunk.to(device) for chunk in order.split(batch) if len(chunk) == batch]
@@ -46,7 +46,7 @@ def make_call(name: str, batch: int, dim: int, num_samples: int, device: torch.d
             view.grad = None
         index = indices[next(calls) % len(indices)]
         extra = {"image_aug_emb": views[1], "text_aug_emb": views[3]} if needs_views else {}
-        loss_fn(views[0], views[2], index, epoch=1, **extra)["loss"].backward()
+        loss_fn(views[0], views[2], index, epoch=1, **extra).loss.backward()
 
     return call
 

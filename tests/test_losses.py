@@ -5,23 +5,30 @@ The references loop over anchors and candidates in plain Python (float64) and sh
 """
 
 import math
-from collections import defaultdict
 
 import pytest
 import torch
 import torch.nn.functional as F
-from loss_references import dot, leaves, naive_clip, unit_rows
+from loss_references import (
+    GROWING_SHIFT,
+    UnshiftedMean,
+    assert_same_output,
+    dot,
+    growing_shift_batch,
+    leaves,
+    naive_clip,
+    unit_rows,
+)
 
 from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
 
 
 class NaiveSogCLR:
-    """§3.2 per anchor and direction: b first, then g, u, w, surrogate and τ(log u + b)."""
+    """§3.2 per anchor and direction, unshifted: U, w = exp(z)/(U + ε), surrogate, τ log U."""
 
     def __init__(self, tau: float, gamma: float, eps: float) -> None:
         self.tau, self.gamma, self.eps = tau, gamma, eps
-        self.u = {"image": defaultdict(float), "text": defaultdict(float)}
-        self.b = {"image": defaultdict(float), "text": defaultdict(float)}
+        self.mean = UnshiftedMean()
 
     def step(self, image, text, index, epoch):
         batch = len(index)
@@ -29,23 +36,17 @@ class NaiveSogCLR:
         gamma = 1.0 if epoch == 0 else self.gamma
         loss, objective = 0.0, 0.0
         for direction in ("image", "text"):
-            u, b = self.u[direction], self.b[direction]
             for i in range(batch):
                 if direction == "image":
                     h = [s[i][j] - s[i][i] for j in range(batch)]
                 else:
                     h = [s[j][i] - s[i][i] for j in range(batch)]
-                z = [h_ij.item() / self.tau for h_ij in h]
-                k = index[i]
-                b_old = b[k]
-                b[k] = max(b_old, *z)
                 negatives = [j for j in range(batch) if j != i]
-                g = sum(math.exp(z[j] - b[k]) for j in negatives) / (batch - 1)
-                u[k] = (1 - gamma) * u[k] * math.exp(b_old - b[k]) + gamma * g
-                for j in negatives:
-                    w = math.exp(z[j] - b[k]) / (u[k] + self.eps)
-                    loss = loss + w * h[j] / (batch * (batch - 1))
-                objective += self.tau * (math.log(u[k]) + b[k]) / batch
+                exps = [math.exp(h[j].item() / self.tau) for j in negatives]
+                u = self.mean.update((direction, index[i]), sum(exps) / len(exps), gamma)
+                for j, e in zip(negatives, exps, strict=True):
+                    loss = loss + e / (u + self.eps) * h[j] / (batch * (batch - 1))
+                objective += self.tau * math.log(u) / batch
         return loss, objective
 
 
@@ -78,27 +79,6 @@ def test_unknown_hparam_names_it_and_the_valid_ones():
     with pytest.raises(ValueError, match="tau") as error:
         build_loss("sogclr", num_samples=4, tau=0.1)
     assert all(name in str(error.value) for name in ("temperature", "gamma", "eps"))
-
-
-@pytest.mark.parametrize("name", LOSS_NAMES)
-def test_every_loss_follows_the_contract(name):
-    sized = {"embed_dim": 8} if "embed_dim" in loss_defaults(name) else {}
-    loss_fn = build_loss(name, num_samples=10, **sized)
-    image, text = leaves(unit_rows(4, 8, seed=0).float(), unit_rows(4, 8, seed=1).float())
-    views = {}
-    if getattr(loss_fn, "needs_views", False):  # losses over augmented views get them
-        image_aug, text_aug = leaves(
-            unit_rows(4, 8, seed=2).float(), unit_rows(4, 8, seed=3).float()
-        )
-        views = {"image_aug_emb": image_aug, "text_aug_emb": text_aug}
-    out = loss_fn(image, text, torch.tensor([7, 2, 0, 9]), epoch=0, **views)
-    assert {"loss", "objective"} <= set(out)
-    assert all(value.ndim == 0 and torch.isfinite(value) for value in out.values())
-    assert all(not value.requires_grad for key, value in out.items() if key != "loss")
-    out["loss"].backward()
-    assert image.grad is not None
-    assert text.grad is not None
-    assert all(view.grad is not None for view in views.values())
 
 
 # --- clip -------------------------------------------------------------------------------------
@@ -158,31 +138,33 @@ def drifting_batch(step: int, batch: int = 4, dim: int = 6):
     return image, F.normalize((1 - mix) * image + mix * noise, dim=-1)
 
 
-def test_sogclr_matches_naive_reference_over_two_epochs():
-    tau, gamma, eps = 0.05, 0.8, 1e-8
+@pytest.mark.parametrize(
+    ("schedule", "batches", "tau"),
+    [(SCHEDULE, drifting_batch, 0.05), (GROWING_SHIFT, growing_shift_batch, 0.01)],
+    ids=["drifting", "growing_shift"],
+)
+def test_sogclr_matches_the_unshifted_reference(schedule, batches, tau):
+    """Values, gradients and state against U, w = exp(h/τ)/(U + ε) with no shift: also once b
+    has grown and the aligned batches make U of the order of ε (``growing_shift``)."""
+    gamma, eps = 0.8, 1e-8
     loss_fn = build_loss("sogclr", num_samples=8, temperature=tau, gamma=gamma, eps=eps).double()
     reference = NaiveSogCLR(tau, gamma, eps)
-    b_after_epoch0 = None
-    for step, (epoch, index) in enumerate(SCHEDULE):
-        if epoch == 1 and b_after_epoch0 is None:
-            b_after_epoch0 = loss_fn.image_state.b.clone(), loss_fn.text_state.b.clone()
-        image_a, text_a, image_b, text_b = leaves(*drifting_batch(step) * 2)
+    for step, (epoch, index) in enumerate(schedule):
+        image_a, text_a, image_b, text_b = leaves(*batches(step) * 2)
         out = loss_fn(image_a, text_a, torch.tensor(index), epoch=epoch)
         ref_loss, ref_objective = reference.step(image_b, text_b, index, epoch)
-        out["loss"].backward()
+        out.loss.backward()
         ref_loss.backward()
 
-        torch.testing.assert_close(out["loss"], ref_loss)
-        assert out["objective"].item() == pytest.approx(ref_objective, rel=1e-10)
-        torch.testing.assert_close(image_a.grad, image_b.grad)
-        torch.testing.assert_close(text_a.grad, text_b.grad)
+        torch.testing.assert_close(out.loss, ref_loss, rtol=1e-10, atol=1e-14)
+        assert out.objective.item() == pytest.approx(ref_objective, rel=1e-10)
+        torch.testing.assert_close(image_a.grad, image_b.grad, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(text_a.grad, text_b.grad, rtol=1e-10, atol=1e-14)
         for direction, state in (("image", loss_fn.image_state), ("text", loss_fn.text_state)):
-            for k in range(8):
-                assert state.u[k].item() == pytest.approx(reference.u[direction][k], rel=1e-10)
-                assert state.b[k].item() == pytest.approx(reference.b[direction][k], rel=1e-10)
-    # the schedule exercised the rescale exp(b_old - b_new) on samples with u > 0
-    assert (loss_fn.image_state.b > b_after_epoch0[0]).any()
-    assert (loss_fn.text_state.b > b_after_epoch0[1]).any()
+            for k in index:
+                unshifted = state.u[k].item() * math.exp(state.b[k].item())
+                assert unshifted == pytest.approx(reference.mean.value[direction, k], rel=1e-10)
+    assert (loss_fn.image_state.b > 10).any()  # the shift is in use
 
 
 def test_sogclr_gradient_is_that_of_the_tau_scaled_global_loss_in_epoch_zero():
@@ -222,7 +204,7 @@ def test_sogclr_state_round_trips_through_state_dict():
     batch = drifting_batch(3)
     expected = first(*batch, torch.tensor(index), epoch=epoch)
     actual = second(*batch, torch.tensor(index), epoch=epoch)
-    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert_same_output(expected, actual)
     assert all(torch.equal(first.state_dict()[k], second.state_dict()[k]) for k in state)
 
 

@@ -6,12 +6,18 @@ with ``trainables.losses``.
 """
 
 import math
-from collections import defaultdict
 
 import pytest
 import torch
 import torch.nn.functional as F
-from loss_references import dot, unit_rows
+from loss_references import (
+    GROWING_SHIFT,
+    UnshiftedMean,
+    assert_same_output,
+    dot,
+    growing_shift_batch,
+    unit_rows,
+)
 
 from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
 
@@ -92,19 +98,18 @@ def term_weight(anchor: str, candidate: str, hparams: dict) -> float:
 
 
 class NaiveAmCLR:
-    """§3.2 per term and anchor: b first, then g, u, w, surrogate and τ(log u + b).
+    """§3.2 per term and anchor, unshifted as the reference code: U, w = exp(z)/(U + ε),
+    surrogate and τ log U.
 
-    ``shared``: one state per anchor modality (key "image" / "text"), updated term after term in
-    list order; otherwise one state per term. ``shift=False`` is the reference code literally
-    (b stays 0).
+    ``shared``: one U per anchor modality (key "image" / "text"), updated term after term in
+    list order (the reference's two arrays); otherwise one U per term.
     """
 
-    def __init__(self, terms, hparams, tau, gamma, eps, shared=False, shift=True):
+    def __init__(self, terms, hparams, tau, gamma, eps, shared=False):
         self.terms, self.tau, self.gamma, self.eps = terms, tau, gamma, eps
         self.weights = [term_weight(a, c, hparams) for a, c in terms]
-        self.shared, self.shift = shared, shift
-        self.u = defaultdict(lambda: defaultdict(float))
-        self.b = defaultdict(lambda: defaultdict(float))
+        self.shared = shared
+        self.mean = UnshiftedMean()
 
     def key(self, k: int):
         anchor = self.terms[k][0]
@@ -116,21 +121,17 @@ class NaiveAmCLR:
         loss, objective, per_term = 0.0, 0.0, []
         for k, (anchor, candidate) in enumerate(self.terms):
             a, c = views[anchor], views[candidate]
-            u, b = self.u[self.key(k)], self.b[self.key(k)]
             term_objective = 0.0
             for i in range(batch):
                 h = [dot(a[i], c[j]) - dot(a[i], c[i]) for j in range(batch)]
-                z = [h_ij.item() / self.tau for h_ij in h]
-                n = index[i]
-                b_old = b[n]
-                b[n] = max(b_old, *z) if self.shift else 0.0
                 negatives = [j for j in range(batch) if j != i]
-                g = sum(math.exp(z[j] - b[n]) for j in negatives) / (batch - 1)
-                u[n] = (1 - gamma) * u[n] * math.exp(b_old - b[n]) + gamma * g
-                for j in negatives:
-                    w = math.exp(z[j] - b[n]) / (u[n] + self.eps)
-                    loss = loss + self.weights[k] * w * h[j] / (batch * (batch - 1))
-                term_objective += self.tau * (math.log(u[n]) + b[n]) / batch
+                exps = [math.exp(h[j].item() / self.tau) for j in negatives]
+                u = self.mean.update((self.key(k), index[i]), sum(exps) / (batch - 1), gamma)
+                for j, e in zip(negatives, exps, strict=True):
+                    loss = loss + self.weights[k] * e / (u + self.eps) * h[j] / (
+                        batch * (batch - 1)
+                    )
+                term_objective += self.tau * math.log(u) / batch
             per_term.append(term_objective)
             objective += self.weights[k] * term_objective
         return loss, objective, per_term
@@ -191,64 +192,58 @@ def test_state_arrays_per_term_or_shared(name):
 # --- against the naive reference ---------------------------------------------------------------
 
 
+def growing_shift_views(step: int) -> dict:
+    """``growing_shift_batch`` with augmented views near the originals (see loss_references)."""
+    image, text = growing_shift_batch(step)
+    image_aug = F.normalize(image + 0.02 * unit_rows(4, 6, seed=700 + step), dim=-1)
+    text_aug = F.normalize(text + 0.02 * unit_rows(4, 6, seed=800 + step), dim=-1)
+    return {"image": image, "image_aug": image_aug, "text": text, "text_aug": text_aug}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "batches", "tau", "eps"),
+    [
+        (SCHEDULE, drifting_views, 0.05, 1e-8),
+        (SCHEDULE, drifting_views, 0.05, 0.0),
+        (GROWING_SHIFT, growing_shift_views, 0.01, 1e-8),
+    ],
+    ids=["drifting", "drifting_eps0", "growing_shift"],
+)
 @pytest.mark.parametrize("shared", [False, True], ids=["per_term", "shared_u"])
 @pytest.mark.parametrize("name", ["amclr", "xamclr"])
-def test_matches_naive_reference_over_two_epochs(name, shared):
-    tau, gamma, eps = 0.05, 0.7, 1e-8
+def test_matches_the_unshifted_reference(name, shared, schedule, batches, tau, eps):
+    """Values, gradients and the reference's u (u·exp(b), per term or in its two shared
+    arrays) for any ε, also once b has grown and U is of the order of ε (``growing_shift``)."""
+    gamma = 0.7
     hparams = {k: v for k, v in WEIGHTS.items() if k in loss_defaults(name)}
     loss_fn = build_loss(
         name, num_samples=8, temperature=tau, gamma=gamma, eps=eps, shared_u=shared, **hparams
     ).double()
     reference = NaiveAmCLR(TERMS[name], hparams, tau, gamma, eps, shared=shared)
     keys = ["image", "text"] if shared else list(range(len(TERMS[name])))
-    b_after_epoch0 = None
-    for step, (epoch, index) in enumerate(SCHEDULE):
-        if epoch == 1 and b_after_epoch0 is None:
-            b_after_epoch0 = state_rows(loss_fn)[1].clone()
-        ours, theirs = leaves(drifting_views(step)), leaves(drifting_views(step))
+    b_first = None
+    for step, (epoch, index) in enumerate(schedule):
+        if epoch == 1 and b_first is None:
+            b_first = state_rows(loss_fn)[1].clone()
+        ours, theirs = leaves(batches(step)), leaves(batches(step))
         out = call(loss_fn, ours, index, epoch)
         ref_loss, ref_objective, ref_terms = reference.step(theirs, index, epoch)
-        out["loss"].backward()
+        out.loss.backward()
         ref_loss.backward()
 
-        torch.testing.assert_close(out["loss"], ref_loss)
-        assert out["objective"].item() == pytest.approx(ref_objective, rel=1e-10)
+        torch.testing.assert_close(out.loss, ref_loss, rtol=1e-10, atol=1e-14)
+        assert out.objective.item() == pytest.approx(ref_objective, rel=1e-10)
         for term_name, value in zip(loss_fn.term_names, ref_terms, strict=True):
             assert out[term_name].item() == pytest.approx(value, rel=1e-10, abs=1e-12)
         for view in VIEWS:
-            torch.testing.assert_close(ours[view].grad, theirs[view].grad)
+            torch.testing.assert_close(ours[view].grad, theirs[view].grad, rtol=1e-10, atol=1e-14)
         u, b = state_rows(loss_fn)
         for row, key in enumerate(keys):
-            for n in range(8):
-                assert u[row, n].item() == pytest.approx(reference.u[key][n], rel=1e-10)
-                assert b[row, n].item() == pytest.approx(reference.b[key][n], rel=1e-10)
-    assert (state_rows(loss_fn)[1] > b_after_epoch0).any()  # the rescale exp(b_old − b_new) ran
-
-
-@pytest.mark.parametrize("name", ["amclr", "xamclr"])
-def test_shared_u_reproduces_the_unshifted_reference_algorithm(name):
-    """With ε = 0 the shift is exact: u·exp(b) is the reference's s and the gradient is its."""
-    tau, gamma = 0.05, 0.8
-    loss_fn = build_loss(
-        name, num_samples=8, temperature=tau, gamma=gamma, eps=0.0, shared_u=True
-    ).double()
-    reference = NaiveAmCLR(TERMS[name], {}, tau, gamma, 0.0, shared=True, shift=False)
-    for step, (epoch, index) in enumerate(SCHEDULE):
-        ours, theirs = leaves(drifting_views(step)), leaves(drifting_views(step))
-        out = call(loss_fn, ours, index, epoch)
-        ref_loss, ref_objective, _ = reference.step(theirs, index, epoch)
-        out["loss"].backward()
-        ref_loss.backward()
-        torch.testing.assert_close(out["loss"], ref_loss)
-        assert out["objective"].item() == pytest.approx(ref_objective, rel=1e-10)
-        for view in VIEWS:
-            torch.testing.assert_close(ours[view].grad, theirs[view].grad)
-    u, b = state_rows(loss_fn)
-    assert (b > 0).any()  # the shift was in use
-    for row, key in enumerate(["image", "text"]):
-        for n in range(8):
-            scaled = u[row, n].item() * math.exp(b[row, n].item())
-            assert scaled == pytest.approx(reference.u[key][n], rel=1e-10)
+            for n in index:
+                unshifted = u[row, n].item() * math.exp(b[row, n].item())
+                assert unshifted == pytest.approx(reference.mean.value[key, n], rel=1e-10)
+    b = state_rows(loss_fn)[1]
+    assert (b > 10).any() if schedule is GROWING_SHIFT else (b > b_first).any()  # rescale ran
 
 
 @pytest.mark.parametrize("name", ["amclr", "xamclr"])
@@ -335,7 +330,7 @@ def test_stays_finite_where_the_unshifted_reference_overflows(name, shared):
     for epoch in (0, 1):
         out = call(loss_fn, views, list(range(6)), epoch)
         out["loss"].backward()
-        assert all(torch.isfinite(value) for value in out.values())
+        assert all(torch.isfinite(v) for v in (out.loss, out.objective, *out.terms.values()))
         assert all(torch.isfinite(views[v].grad).all() for v in VIEWS)
 
 
@@ -383,7 +378,7 @@ def test_state_round_trips_through_state_dict(name, shared):
     epoch, index = SCHEDULE[3]
     expected = call(first, drifting_views(3), index, epoch)
     actual = call(second, drifting_views(3), index, epoch)
-    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert_same_output(expected, actual)
     assert all(torch.equal(first.state_dict()[k], second.state_dict()[k]) for k in state)
 
 
@@ -395,5 +390,5 @@ def test_float32_embeddings_against_float64(name):
     low_fn = build_loss(name, num_samples=8, temperature=0.1)
     low = call(low_fn, {k: v.float() for k, v in views.items()}, index, 0)
     high = call(build_loss(name, num_samples=8, temperature=0.1).double(), views, index, 0)
-    for key in high:
+    for key in ("loss", "objective", *high.terms):
         torch.testing.assert_close(low[key].double(), high[key], rtol=1e-4, atol=1e-5)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from loss_references import dot, leaves, naive_clip, unit_rows
+from loss_references import assert_same_output, dot, leaves, naive_clip, unit_rows
 
 from trainables.losses import build_loss, loss_defaults
 
@@ -160,7 +160,7 @@ def test_siglip_parameters_learn_and_state_dict_round_trips():
     second = build_loss("siglip", num_samples=6)
     second.load_state_dict(first.state_dict())
     expected, actual = first(image, text, torch.arange(6)), second(image, text, torch.arange(6))
-    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert_same_output(expected, actual)
 
 
 # --- clip: learnable temperature --------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_clip_learnable_temperature_round_trips_through_state_dict():
     second = build_loss("clip", num_samples=6, learnable_temperature=True)
     second.load_state_dict(state)
     expected, actual = first(image, text, torch.arange(6)), second(image, text, torch.arange(6))
-    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert_same_output(expected, actual)
 
 
 def test_clip_learnable_temperature_rejects_an_initial_tau_outside_the_bounds():

@@ -12,7 +12,15 @@ from collections import defaultdict
 import pytest
 import torch
 import torch.nn.functional as F
-from loss_references import dot, leaves, unit_rows
+from loss_references import (
+    GROWING_SHIFT,
+    UnshiftedMean,
+    assert_same_output,
+    dot,
+    growing_shift_batch,
+    leaves,
+    unit_rows,
+)
 
 from trainables.losses import build_loss, loss_defaults
 
@@ -24,11 +32,13 @@ def clip(x: float, low: float, high: float) -> float:
 
 
 class NaiveRGCL:
-    """§3.3 per anchor and direction: b, g, u, w, surrogate, G, then (optionally) m and τ.
+    """§3.3 per anchor and direction, unshifted: U, w = exp(z)/(U + ε), surrogate,
+    G = log U + ρ − (1/(B−1)) Σ_{j≠i} w_ij z_ij, then (optionally) m and τ.
 
     ``step`` takes the temperatures of the batch's anchors per direction (``taus``, lists of
     floats) when they come from outside (TempGenerator); otherwise it uses and updates its own
-    per-sample τ and momentum.
+    per-sample τ and momentum. ``negatives_only=False`` keeps the positive's exp(0) = 1 in the
+    batch estimate (still divided by B − 1); ``first_epoch_gamma_one``: γ = 1 in epoch 0.
     """
 
     def __init__(
@@ -43,12 +53,14 @@ class NaiveRGCL:
         eta=None,
         beta=None,
         grad_clip=None,
+        negatives_only=True,
+        first_epoch_gamma_one=True,
     ):
         self.gamma, self.eps, self.rho = gamma, eps, rho
         self.tau_min, self.tau_max, self.eta, self.beta = tau_min, tau_max, eta, beta
         self.grad_clip = grad_clip
-        self.u = {d: defaultdict(float) for d in ("image", "text")}
-        self.b = {d: defaultdict(float) for d in ("image", "text")}
+        self.negatives_only, self.first_epoch_gamma_one = negatives_only, first_epoch_gamma_one
+        self.mean = UnshiftedMean()
         self.m = {d: defaultdict(float) for d in ("image", "text")}
         self.tau = {d: defaultdict(lambda: tau_init) for d in ("image", "text")}
         self.grads = {"image": [], "text": []}  # G of the last step, per anchor
@@ -57,15 +69,10 @@ class NaiveRGCL:
     def step(self, image, text, index, epoch, taus=None):
         batch = len(index)
         s = [[dot(image[i], text[j]) for j in range(batch)] for i in range(batch)]
-        gamma = 1.0 if epoch == 0 else self.gamma
+        gamma = 1.0 if epoch == 0 and self.first_epoch_gamma_one else self.gamma
         loss, objective = 0.0, 0.0
         for direction in ("image", "text"):
-            u, b, m, tau = (
-                self.u[direction],
-                self.b[direction],
-                self.m[direction],
-                self.tau[direction],
-            )
+            m, tau = self.m[direction], self.tau[direction]
             self.grads[direction] = []
             for i in range(batch):
                 if direction == "image":
@@ -75,18 +82,16 @@ class NaiveRGCL:
                 k = index[i]
                 t = tau[k] if taus is None else taus[direction][i]
                 z = [h_ij.item() / t for h_ij in h]
-                b_old = b[k]
-                b[k] = max(b_old, *z)
                 negatives = [j for j in range(batch) if j != i]
-                g = sum(math.exp(z[j] - b[k]) for j in negatives) / (batch - 1)
-                u[k] = (1 - gamma) * u[k] * math.exp(b_old - b[k]) + gamma * g
-                w = {j: math.exp(z[j] - b[k]) / (u[k] + self.eps) for j in negatives}
+                averaged = negatives if self.negatives_only else range(batch)
+                g = sum(math.exp(z[j]) for j in averaged) / (batch - 1)
+                u = self.mean.update((direction, k), g, gamma)
+                w = {j: math.exp(z[j]) / (u + self.eps) for j in negatives}
                 for j in negatives:
                     loss = loss + w[j] * h[j] / (batch * (batch - 1))
-                log_mean = math.log(max(u[k], TINY)) + b[k]
-                grad = log_mean + self.rho - sum(w[j] * z[j] for j in negatives) / (batch - 1)
+                grad = math.log(u) + self.rho - sum(w[j] * z[j] for j in negatives) / (batch - 1)
                 self.grads[direction].append(grad)
-                objective += t * (log_mean + self.rho) / batch
+                objective += t * (math.log(u) + self.rho) / batch
                 if taus is None:
                     self.clipped += abs(grad) > self.grad_clip
                     clipped = clip(grad, -self.grad_clip, self.grad_clip)
@@ -95,6 +100,14 @@ class NaiveRGCL:
                     self.hit_min += tau[k] == self.tau_min
                     self.hit_max += tau[k] == self.tau_max
         return loss, objective
+
+
+def assert_unshifted_state(state, reference, index) -> None:
+    """u·exp(b) of the loss's two-direction estimator equals the reference's U on ``index``."""
+    for row, direction in enumerate(("image", "text")):
+        for k in index:
+            unshifted = state.u[row, k].item() * math.exp(state.b[row, k].item())
+            assert unshifted == pytest.approx(reference.mean.value[direction, k], rel=1e-10)
 
 
 SCHEDULE = [  # (epoch, dataset indices): each index once per epoch, batches overlap across epochs
@@ -140,13 +153,23 @@ def test_isogclr_defaults():
         "beta": 0.9,
         "grad_clip": 5.0,
         "gamma": 0.8,
-        "eps": 1e-8,
+        "eps": 1e-14,
+        "negatives_only": True,
+        "first_epoch_gamma_one": True,
     }
 
 
-def test_isogclr_matches_naive_reference_over_epochs():
-    loss_fn = build_loss("isogclr", num_samples=8, **ISOGCLR).double()
-    reference = NaiveRGCL(**ISOGCLR)
+ESTIMATORS = {  # the course code's iSogCLR_New_Loss; the paper code's SogCLR_DRO_Loss
+    "course": {},
+    "paper": {"negatives_only": False, "first_epoch_gamma_one": False},
+}
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_isogclr_matches_the_unshifted_reference_over_epochs(estimator):
+    hparams = {**ISOGCLR, **ESTIMATORS[estimator]}
+    loss_fn = build_loss("isogclr", num_samples=8, **hparams).double()
+    reference = NaiveRGCL(**hparams)
     for step, (epoch, index) in enumerate(SCHEDULE):
         image_a, text_a, image_b, text_b = leaves(*drifting_batch(step) * 2)
         tau_used = {d: [reference.tau[d][k] for k in index] for d in ("image", "text")}
@@ -161,12 +184,15 @@ def test_isogclr_matches_naive_reference_over_epochs():
         assert out["tau_text"].item() == pytest.approx(sum(tau_used["text"]) / 4, rel=1e-12)
         torch.testing.assert_close(image_a.grad, image_b.grad)
         torch.testing.assert_close(text_a.grad, text_b.grad)
+        assert_unshifted_state(loss_fn.state, reference, index)
         for row, direction in enumerate(("image", "text")):
             for k in range(8):
-                for name in ("u", "b", "m", "tau"):
+                for name in ("m", "tau"):
                     expected = getattr(reference, name)[direction][k]
                     actual = getattr(loss_fn.state, name)[row, k].item()
                     assert actual == pytest.approx(expected, rel=1e-10, abs=1e-15), (name, k)
+    if estimator != "course":
+        return
     # the schedule exercised G clipping, both τ bounds and interior values
     assert reference.clipped > 0
     assert reference.hit_min > 0
@@ -175,6 +201,31 @@ def test_isogclr_matches_naive_reference_over_epochs():
     assert ((taus > ISOGCLR["tau_min"]) & (taus < ISOGCLR["tau_max"])).any()
     grads = [abs(g) for g in reference.grads["image"] + reference.grads["text"]]
     assert min(grads) < ISOGCLR["grad_clip"]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_isogclr_matches_the_unshifted_reference_once_the_shift_has_grown(estimator):
+    """One unaligned step lifts b, then aligned steps on the same indices make U of the order
+    of ε: the weights must stay exp(z)/(U + ε) (ε in shifted units would damp them)."""
+    hparams = {**ISOGCLR, "tau_init": 2**-7, "tau_min": 0.005, "eps": 1e-8}  # τ exact in fp32
+    hparams |= ESTIMATORS[estimator]
+    loss_fn = build_loss("isogclr", num_samples=4, **hparams).double()
+    reference = NaiveRGCL(**hparams)
+    for step, (epoch, index) in enumerate(GROWING_SHIFT):
+        image_a, text_a, image_b, text_b = leaves(*growing_shift_batch(step) * 2)
+        out = loss_fn(image_a, text_a, torch.tensor(index), epoch=epoch)
+        ref_loss, ref_objective = reference.step(image_b, text_b, index, epoch)
+        out.loss.backward()
+        ref_loss.backward()
+        assert out.objective.item() == pytest.approx(ref_objective, rel=1e-10)
+        torch.testing.assert_close(image_a.grad, image_b.grad, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(text_a.grad, text_b.grad, rtol=1e-10, atol=1e-14)
+        assert_unshifted_state(loss_fn.state, reference, index)
+        for row, direction in enumerate(("image", "text")):
+            for k in index:
+                expected = reference.tau[direction][k]
+                assert loss_fn.state.tau[row, k].item() == pytest.approx(expected, rel=1e-10)
+    assert (loss_fn.state.b > 10).any()
 
 
 def test_isogclr_first_step_gradient_is_that_of_the_per_sample_tau_global_loss():
@@ -205,7 +256,7 @@ def test_isogclr_first_step_gradient_is_that_of_the_per_sample_tau_global_loss()
 def test_isogclr_with_eta_zero_is_sogclr():
     sogclr = build_loss("sogclr", num_samples=8, temperature=0.0625).double()
     isogclr = build_loss(
-        "isogclr", num_samples=8, tau_init=0.0625, tau_max=0.1, eta=0.0, rho=3.0
+        "isogclr", num_samples=8, tau_init=0.0625, tau_max=0.1, eta=0.0, rho=3.0, eps=1e-8
     ).double()
     for step, (epoch, index) in enumerate(SCHEDULE):
         image_a, text_a, image_b, text_b = leaves(*drifting_batch(step) * 2)
@@ -278,7 +329,7 @@ def test_isogclr_state_round_trips_through_state_dict():
         batch = drifting_batch(step)
         expected = first(*batch, torch.tensor(index), epoch=epoch)
         actual = second(*batch, torch.tensor(index), epoch=epoch)
-        assert all(torch.equal(expected[key], actual[key]) for key in expected)
+        assert_same_output(expected, actual)
     assert all(torch.equal(first.state_dict()[k], second.state_dict()[k]) for k in state)
 
 
@@ -293,13 +344,13 @@ def test_isogclr_rejects_a_batch_without_negatives():
 def naive_generator(gen, x: torch.Tensor, tau_min: float, tau_max: float) -> torch.Tensor:
     """§3.4 without dropout, from the generator's weights: one τ per row of ``x``."""
     w1, c1 = gen.proj.weight, gen.proj.bias
-    w2 = gen.prototypes.weight
+    w2, c2 = gen.prototypes.weight, gen.prototypes.bias
     w3, c3 = gen.head.weight, gen.head.bias
     d, big_m = w1.shape[0], w2.shape[0]
     taus = []
     for row in x:
         z = [torch.sigmoid(dot(w1[r], row) + c1[r]) for r in range(d)]
-        p = [sum(w2[k][r] * z[r] for r in range(d)) for k in range(big_m)]
+        p = [sum(w2[k][r] * z[r] for r in range(d)) + c2[k] for k in range(big_m)]
         exps = [torch.exp(p[k] / math.sqrt(d)) for k in range(big_m)]
         a = [exps[k] / sum(exps) for k in range(big_m)]
         q = [torch.sigmoid(a[k] * p[k]) for k in range(big_m)]
@@ -326,7 +377,7 @@ def test_tempnet_defaults():
         "tau_max": 0.05,
         "rho": 8.0,
         "gamma": 0.8,
-        "eps": 1e-8,
+        "eps": 1e-14,
         "embed_dim": 256,
         "hidden_dim": 256,
         "dropout": 0.5,
@@ -339,9 +390,11 @@ def test_tempnet_follows_the_contract():
     loss_fn = build_loss("isogclr_tempnet", num_samples=10, embed_dim=8)
     image, text = leaves(unit_rows(4, 8, seed=0).float(), unit_rows(4, 8, seed=1).float())
     out = loss_fn(image, text, torch.tensor([7, 2, 0, 9]), epoch=0)
-    assert {"loss", "objective", "tau_image", "tau_text"} <= set(out)
-    assert all(value.ndim == 0 and torch.isfinite(value) for value in out.values())
-    assert all(not value.requires_grad for key, value in out.items() if key != "loss")
+    assert {"tau_image", "tau_text"} <= set(out.terms)
+    values = [out.loss, out.objective, *out.terms.values()]
+    assert all(value.ndim == 0 and torch.isfinite(value) for value in values)
+    assert not out.objective.requires_grad
+    assert all(not value.requires_grad for value in out.terms.values())
     out["loss"].backward()
     assert image.grad is not None and text.grad is not None
     assert all(p.grad is not None for p in loss_fn.parameters())
@@ -363,13 +416,22 @@ def test_tempnet_generator_output_is_within_bounds():
             assert torch.all((tau >= 0.005) & (tau <= 0.05))
 
 
-def test_tempnet_matches_naive_reference_over_epochs():
+@pytest.mark.parametrize(
+    ("schedule", "batches", "bounds"),
+    [
+        (SCHEDULE, drifting_batch, (0.01, 0.06)),
+        (GROWING_SHIFT, growing_shift_batch, (0.005, 0.012)),
+    ],
+    ids=["drifting", "growing_shift"],
+)
+def test_tempnet_matches_the_unshifted_reference_over_epochs(schedule, batches, bounds):
+    """``growing_shift``: τ near 0.009 after b has grown, so U is of the order of ε."""
     torch.manual_seed(0)
-    loss_fn = build_loss("isogclr_tempnet", num_samples=8, **TEMPNET).double()
+    hparams = {**TEMPNET, "tau_min": bounds[0], "tau_max": bounds[1]}
+    loss_fn = build_loss("isogclr_tempnet", num_samples=8, **hparams).double()
     reference = NaiveRGCL(gamma=TEMPNET["gamma"], eps=TEMPNET["eps"], rho=TEMPNET["rho"])
-    bounds = TEMPNET["tau_min"], TEMPNET["tau_max"]
-    for step, (epoch, index) in enumerate(SCHEDULE):
-        image_a, text_a, image_b, text_b = leaves(*drifting_batch(step) * 2)
+    for step, (epoch, index) in enumerate(schedule):
+        image_a, text_a, image_b, text_b = leaves(*batches(step) * 2)
         loss_fn.zero_grad()
         out = loss_fn(image_a, text_a, torch.tensor(index), epoch=epoch)
         out["loss"].backward()
@@ -381,15 +443,11 @@ def test_tempnet_matches_naive_reference_over_epochs():
         taus = {"image": tau_image.tolist(), "text": tau_text.tolist()}
         ref_loss, ref_objective = reference.step(image_b, text_b, index, epoch, taus=taus)
         ref_loss.backward()
-        torch.testing.assert_close(image_a.grad, image_b.grad)
-        torch.testing.assert_close(text_a.grad, text_b.grad)
+        torch.testing.assert_close(image_a.grad, image_b.grad, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(text_a.grad, text_b.grad, rtol=1e-10, atol=1e-14)
         assert out["objective"].item() == pytest.approx(ref_objective, rel=1e-10)
         assert out["tau_image"].item() == pytest.approx(sum(taus["image"]) / 4, rel=1e-10)
-        for row, direction in enumerate(("image", "text")):
-            for k in range(8):
-                u, b = loss_fn.state.u[row, k].item(), loss_fn.state.b[row, k].item()
-                assert u == pytest.approx(reference.u[direction][k], rel=1e-10)
-                assert b == pytest.approx(reference.b[direction][k], rel=1e-10)
+        assert_unshifted_state(loss_fn.state, reference, index)
 
         # the generators receive exactly the gradient of mean sg(G)·τ + mean sg(G')·τ'
         params = dict(loss_fn.named_parameters())
@@ -427,7 +485,7 @@ def test_tempnet_optimizer_groups_hold_every_generator_parameter():
     assert groups[0]["weight_decay"] == 0.05
     names = {id(p): n for n, p in loss_fn.named_parameters()}
     assert sorted(names[id(p)] for p in groups[0]["params"]) == sorted(names.values())
-    assert len(names) == 2 * 5  # proj weight+bias, prototypes, head weight+bias per generator
+    assert len(names) == 2 * 6  # weight and bias of proj, prototypes and head per generator
     torch.optim.AdamW(groups, lr=1e-3)  # a valid parameter group
 
 
@@ -444,7 +502,7 @@ def test_tempnet_state_round_trips_through_state_dict():
     batch = drifting_batch(3)
     expected = first(*batch, torch.tensor(index), epoch=epoch)
     actual = second(*batch, torch.tensor(index), epoch=epoch)
-    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert_same_output(expected, actual)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainables.losses import ContrastiveLoss
+
 STATE_FILE = "state.pt"
 
 
@@ -22,7 +24,7 @@ class TrainingState:
     """The mutable objects of a running trial."""
 
     model: torch.nn.Module
-    loss_fn: torch.nn.Module
+    loss_fn: ContrastiveLoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
 
@@ -52,6 +54,7 @@ def load_checkpoint(directory: Path, state: TrainingState, device: torch.device)
     completed epoch count."""
     payload = torch.load(directory / STATE_FILE, map_location=device, weights_only=False)
     state.model.load_state_dict(payload["model"])
+    _check_sample_state(payload["loss"], state.loss_fn)
     state.loss_fn.load_state_dict(payload["loss"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.scheduler.load_state_dict(payload["scheduler"])
@@ -61,3 +64,16 @@ def load_checkpoint(directory: Path, state: TrainingState, device: torch.device)
     if payload["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
     return int(payload["epochs_done"])
+
+
+def _check_sample_state(saved: dict, loss_fn: ContrastiveLoss) -> None:
+    """ValueError (one line) unless the checkpoint holds every per-sample state buffer of
+    ``loss_fn`` with its shape, e.g. after the dataset size changed."""
+    for name, buffer in loss_fn.sample_state().items():
+        shape = tuple(saved[name].shape) if name in saved else None
+        if shape != tuple(buffer.shape):
+            raise ValueError(
+                f"the checkpoint's loss state {name} has shape {shape}, this trial's has "
+                f"{tuple(buffer.shape)}: it was written for another dataset size or loss; "
+                "start the trial afresh"
+            )

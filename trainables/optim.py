@@ -28,6 +28,8 @@ from lion_pytorch import Lion
 from timm.optim import Lamb
 from torch import nn
 
+from trainables.losses import ContrastiveLoss
+
 ParamGroups = list[dict]
 
 
@@ -43,10 +45,10 @@ def parameter_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weigh
     ]
 
 
-def loss_parameter_groups(loss_fn: nn.Module, lr: float) -> ParamGroups:
-    """Groups for the parameters of ``loss_fn``: its own ``optimizer_groups(lr)`` if it has
-    them, and every other trainable loss parameter at weight decay 0."""
-    groups = list(loss_fn.optimizer_groups(lr)) if hasattr(loss_fn, "optimizer_groups") else []
+def loss_parameter_groups(loss_fn: ContrastiveLoss, lr: float) -> ParamGroups:
+    """Groups for the parameters of ``loss_fn``: its own ``optimizer_groups(lr)``, and every
+    other trainable loss parameter at weight decay 0."""
+    groups = list(loss_fn.optimizer_groups(lr))
     placed = {id(p) for group in groups for p in group["params"]}
     rest = [p for p in loss_fn.parameters() if p.requires_grad and id(p) not in placed]
     return [*groups, {"params": rest, "weight_decay": 0.0}]

@@ -28,7 +28,7 @@ from trainables.schedule import warmup_cosine
 from trainables.trial_data import TrialData, load_trial_data
 from trainables.views import ImageViews, text_views
 
-Report = Callable[[dict[str, float], Path], None]
+EpochReporter = Callable[[dict[str, float], Path], None]
 
 
 class TrialFailure(RuntimeError):
@@ -115,7 +115,7 @@ def _train_one_epoch(
 ) -> dict[str, float]:
     """One pass over the train pairs; returns train_loss and timing figures."""
     device = cfg.torch_device()
-    views = ViewMaker(cfg, data) if getattr(state.loss_fn, "needs_views", False) else None
+    views = ViewMaker(cfg, data) if state.loss_fn.needs_views else None
     state.model.train()
     objective_sum = torch.zeros((), device=device)
     batches = seen = skipped = 0
@@ -133,12 +133,12 @@ def _train_one_epoch(
         text_emb = state.model.encode_text(ids.to(device), mask.to(device))
         augmented = views.embed(state.model, batch, epoch, step) if views else {}
         index = batch["index"].to(device)
-        terms = state.loss_fn(image_emb, text_emb, index, epoch=epoch, **augmented)
+        output = state.loss_fn(image_emb, text_emb, index, epoch=epoch, **augmented)
         state.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        output.loss.backward()
         state.optimizer.step()
         state.scheduler.step()
-        objective_sum += terms["objective"].detach()
+        objective_sum += output.objective
         batches += 1
         tick = time.perf_counter()
         step_time += tick - start
@@ -169,7 +169,7 @@ def _train_one_epoch(
     }
 
 
-def run_trial(cfg: TrialConfig, report: Report, resume_from: Path | None = None) -> None:
+def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None = None) -> None:
     """Train for ``cfg.epochs`` epochs, calling ``report`` after each one.
 
     Metrics per epoch: ``epoch`` (1-based count of completed epochs), ``train_loss``, the

@@ -1,23 +1,22 @@
-"""Image–text contrastive losses behind one contract (DESIGN.md, "Contracts").
+"""Image–text contrastive losses behind one contract (DESIGN.md, "Contracts"; :mod:`.base`).
 
-``build_loss(name, num_samples=n, **hparams)`` returns an ``nn.Module`` called as
+``build_loss(name, num_samples=n, **hparams)`` returns a :class:`ContrastiveLoss` called as
 ``loss_fn(image_emb, text_emb, index, *, epoch=0, image_aug_emb=None, text_aug_emb=None)`` with
-L2-normalised (B, d) embeddings and the (B,) dataset indices of the pairs. It returns a dict of
-scalars: ``loss`` (to backpropagate), ``objective`` (detached; reported as ``train_loss``) and
-detached named terms for logging. Per-sample state lives in registered buffers, so
-``state_dict()`` checkpoints it.
+L2-normalised (B, d) embeddings and the (B,) dataset indices of the pairs. It returns a
+:class:`LossOutput`: ``loss`` (to backpropagate), ``objective`` (detached; reported as
+``train_loss``) and detached named ``terms`` for logging. Per-sample state lives in persistent
+buffers (``sample_state()``), so ``state_dict()`` checkpoints it.
 
-A loss is registered by adding its class to ``_LOSSES``. Its constructor takes the keyword
-``num_samples`` and keyword hyperparameters that all have defaults: those defaults are the
-loss's default hyperparameters (``loss_defaults``).
+A loss is registered by adding its class to ``_LOSSES`` under its ``name``. Its constructor
+takes the keyword ``num_samples`` and keyword hyperparameters that all have defaults: those
+defaults are the loss's default hyperparameters (``loss_defaults``).
 """
 
 import inspect
 from typing import Any
 
-from torch import nn
-
 from .amclr import AmCLRLoss, XAmCLRLoss
+from .base import ContrastiveLoss, FeatureGather, LossOutput, PairBatch
 from .clip import CLIPLoss
 from .cyclip import CyCLIPLoss
 from .isogclr import ISogCLRLoss
@@ -25,17 +24,28 @@ from .isogclr_tempnet import ISogCLRTempNetLoss
 from .siglip import SigLIPLoss
 from .sogclr import SogCLRLoss
 
-__all__ = ["LOSS_NAMES", "CLIPLoss", "SogCLRLoss", "build_loss", "loss_defaults"]
+__all__ = [
+    "LOSS_NAMES",
+    "ContrastiveLoss",
+    "FeatureGather",
+    "LossOutput",
+    "PairBatch",
+    "build_loss",
+    "loss_defaults",
+]
 
-_LOSSES: dict[str, type[nn.Module]] = {
-    "clip": CLIPLoss,
-    "sogclr": SogCLRLoss,
-    "cyclip": CyCLIPLoss,
-    "isogclr": ISogCLRLoss,
-    "isogclr_tempnet": ISogCLRTempNetLoss,
-    "siglip": SigLIPLoss,
-    "amclr": AmCLRLoss,
-    "xamclr": XAmCLRLoss,
+_LOSSES: dict[str, type[ContrastiveLoss]] = {
+    cls.name: cls
+    for cls in (
+        CLIPLoss,
+        SogCLRLoss,
+        CyCLIPLoss,
+        ISogCLRLoss,
+        ISogCLRTempNetLoss,
+        SigLIPLoss,
+        AmCLRLoss,
+        XAmCLRLoss,
+    )
 }
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 
@@ -46,7 +56,7 @@ def loss_defaults(name: str) -> dict[str, Any]:
     return {key: p.default for key, p in parameters.items() if key != "num_samples"}
 
 
-def build_loss(name: str, *, num_samples: int, **hparams: Any) -> nn.Module:
+def build_loss(name: str, *, num_samples: int, **hparams: Any) -> ContrastiveLoss:
     """Build loss ``name`` for a dataset of ``num_samples`` pairs, overriding its defaults.
 
     Raises:
@@ -63,7 +73,7 @@ def build_loss(name: str, *, num_samples: int, **hparams: Any) -> nn.Module:
     return loss_class(num_samples=num_samples, **hparams)
 
 
-def _loss_class(name: str) -> type[nn.Module]:
+def _loss_class(name: str) -> type[ContrastiveLoss]:
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSS_NAMES)}")
     return _LOSSES[name]

@@ -21,8 +21,9 @@ differentiates the matmuls. No host syncs.
 import torch
 from torch import Tensor, nn
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
-from .sogclr import check_estimator_params, require_negatives
+from .sogclr import check_estimator_params, weight_denominator
 
 _IMAGE_CROSS_TERMS = (  # (anchor, candidate), order of the blocks [a, c] of [x; x'] @ [t; t']ᵀ
     ("image", "text"),
@@ -52,7 +53,7 @@ class _TermEstimators(nn.Module):
         b_k = max(b_{k−1}, max_j z_k,ij)                       (b_{−1} = stored b)
         g_k = (1/(B−1)) Σ_{j≠i} exp(z_k,ij − b_k)
         u_k = (1−γ)·u_{k−1}·exp(b_{k−1} − b_k) + γ·g_k         (u_{−1} = stored u)
-        w_k,ij = exp(z_k,ij − b_k) / (u_k + ε),  w_k,ii = 0
+        w_k,ij = exp(z_k,ij − b_k) / (u_k + ε·exp(−b_k)),  w_k,ii = 0
 
     and u_{m−1}, b_{m−1} are stored. For m > 1 the recurrence is evaluated in closed form,
     u_k = (1−γ)^{k+1} u_{−1} e^{b_{−1}−b_k} + Σ_{l≤k} γ(1−γ)^{k−l} g_l e^{b_l−b_k}, with
@@ -81,8 +82,8 @@ class _TermEstimators(nn.Module):
         """Update from z = h/τ (T, B, B) with anchors along ``anchor_dim`` (1: rows, 2: columns).
 
         Works in place: returns (e, g, u_k, b_k) where e (T, B, B) = exp(z − b_k) with a zero
-        diagonal reuses z's storage (the weights are e / (u_k + ε)) and g, u_k, b_k (T, B) are
-        the per-term values of the step.
+        diagonal reuses z's storage (the weights are e / (u_k + ε·exp(−b_k))) and g, u_k, b_k
+        (T, B) are the per-term values of the step.
         """
         num_terms, batch_size = scaled_diffs.shape[:2]
         candidate_dim = 3 - anchor_dim
@@ -111,80 +112,30 @@ class _TermEstimators(nn.Module):
         return exp_diffs, g, u_seq.view(num_terms, batch_size), b_term
 
 
-class AmCLRLoss(nn.Module):
-    """AmCLR (Jagannath et al. 2024; Ref ``SogCLRwithAug_Linear_Loss``): 8 SogCLR terms over views.
+class _AugmentedGCL(ContrastiveLoss):
+    """SogCLR terms over original and augmented views: what AmCLR and xAmCLR share (module
+    docstring; ``AmCLRLoss`` states the estimator, the weights and the objective).
 
-    L = Σ_terms λ_term ℓ_term with ℓ^{a→c} = (1/B) Σ_i (1/(B−1)) Σ_{j≠i} w_ij h^{a→c}_ij, w the
-    detached SogCLR weights of the term's estimator (§3.2, with the overflow shift b). L's
-    gradient is Σ λ × the SogCLR gradient of each term's τ-scaled global contrastive loss; its
-    value is not an estimate of the objective. Weights λ: 1 for the (x, t) terms,
-    ``weight_image_aug`` for (x', t), ``weight_text_aug`` for (x, t'), ``weight_both_aug`` for
-    (x', t') — both directions alike. All 1 reproduces the reference.
-
-    State: buffers ``image_state.u``, ``image_state.b`` (image-anchored terms) and
-    ``text_state.u``, ``text_state.b`` (text-anchored terms), indexed by the pair's dataset index:
-
-    - ``shared_u=False`` (default): shape (T/2, num_samples) each, row k = the k-th term of that
-      anchor modality in ``term_names`` order; every term has its own u and shift b, updated like
-      ``SogCLRLoss``'s estimators.
-    - ``shared_u=True``: the reference's two arrays, shape (1, num_samples) each: one for every
-      image-anchored term (anchors x and x'), one for every text-anchored term. Within a step the
-      terms of a modality update it sequentially in ``term_names`` order (x→t, x→t', x'→t,
-      x'→t'[, x→x', x'→x]; t→x, t→x', t'→x, t'→x'[, t→t', t'→t]); each term's weights use u right
-      after its own update, and in epoch 0 u = g of the term (γ treated as 1), as in the
-      reference. Unlike the reference (whose b stays 0), the shared arrays keep the overflow
-      shift b, a running maximum over the terms in that order: u·exp(b) is then exactly the
-      reference's unshifted u, the weights equal the reference's exp(h/τ)/(U + ε·exp(b)) —
-      identical for ε = 0, negligibly different otherwise — and nothing overflows when a
-      negative beats its positive by more than ≈ 88τ (0.88 at τ = 0.01).
-
-    ``objective`` = Σ_terms λ (1/B) Σ_i τ(log u_k,i + b_k,i) with u_k, b_k the term's estimate
-    after its update (u floored at the smallest normal float); the detached per-term entries
-    (``term_names``, e.g. ``image_to_text_aug``) are these unweighted estimates.
-
-    Args:
-        num_samples: dataset size n (``index`` < n).
-        temperature: τ > 0.
-        gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on (epoch 0 uses 1).
-        eps: ε ≥ 0 in the weight denominator u + ε.
-        weight_image_aug, weight_text_aug, weight_both_aug: λ ≥ 0 of the augmented terms.
-        shared_u: the reference's two shared estimator arrays instead of one per term.
-
-    Forward: the four views (B, d), B ≥ 2 (raises ``ValueError`` when a view is missing or
-    shapes differ); ``index`` (B,) distinct dataset indices; ``epoch`` selects γ.
+    ``weights`` maps ``image_aug``, ``text_aug``, ``both_aug`` (and, with ``intra``,
+    ``intra_image``, ``intra_text``) to the λ of those terms; ``intra`` adds the four
+    intra-modal terms.
     """
 
     needs_views = True
-    name = "amclr"
+    min_batch = 2
 
     def __init__(
         self,
         *,
         num_samples: int,
-        temperature: float = 0.01,
-        gamma: float = 0.8,
-        eps: float = 1e-8,
-        weight_image_aug: float = 1.0,
-        weight_text_aug: float = 1.0,
-        weight_both_aug: float = 1.0,
-        shared_u: bool = False,
+        temperature: float,
+        gamma: float,
+        eps: float,
+        shared_u: bool,
+        weights: dict[str, float],
+        intra: bool,
     ) -> None:
-        super().__init__()
-        self._setup(
-            num_samples=num_samples,
-            temperature=temperature,
-            gamma=gamma,
-            eps=eps,
-            shared_u=shared_u,
-            weights={
-                "image_aug": weight_image_aug,
-                "text_aug": weight_text_aug,
-                "both_aug": weight_both_aug,
-            },
-            intra=False,
-        )
-
-    def _setup(self, *, num_samples, temperature, gamma, eps, shared_u, weights, intra) -> None:
+        super().__init__(num_samples)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         check_estimator_params(gamma, eps)
@@ -211,28 +162,9 @@ class AmCLRLoss(nn.Module):
         self.image_state = _TermEstimators(arrays, per_array, num_samples, gamma)
         self.text_state = _TermEstimators(arrays, per_array, num_samples, gamma)
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        if image_aug_emb is None or text_aug_emb is None:
-            raise ValueError(
-                f"{self.name} needs the augmented views image_aug_emb and text_aug_emb"
-            )
-        shapes = {tuple(t.shape) for t in (image_emb, text_emb, image_aug_emb, text_aug_emb)}
-        if len(shapes) != 1:
-            raise ValueError(
-                f"{self.name}: the four views must have one shape (B, d), got {shapes}"
-            )
-        batch = image_emb.shape[0]
-        require_negatives(batch, self.name)
-
+    def compute(self, batch: PairBatch) -> LossOutput:
+        image_emb, image_aug_emb, text_emb, text_aug_emb = batch.views()
+        index, size = batch.index, batch.size
         inv_tau = 1.0 / self.temperature
         # s/τ of the four cross-modal blocks at once (1/τ folded into the smaller operand):
         # cross.view(2, B, 2, B)[a, i, c, j] = <a_i, c_j>/τ, a ∈ (x, x'), c ∈ (t, t')
@@ -245,23 +177,23 @@ class AmCLRLoss(nn.Module):
             )
         state_dtype = self.image_state.u.dtype
         per_modality = len(self.term_names) // 2
-        first_epoch = epoch == 0
+        first_epoch = batch.epoch == 0
         with torch.no_grad():
             # z = h/τ per term: image anchors along rows (z[k, i, j], anchor i), text anchors
             # along columns (z[k, i, j], anchor j, candidate i) — the blocks' own layout
-            image_z = cross.new_empty((per_modality, batch, batch), dtype=state_dtype)
+            image_z = cross.new_empty((per_modality, size, size), dtype=state_dtype)
             text_z = torch.empty_like(image_z)
-            blocks = cross.detach().view(2, batch, 2, batch)
+            blocks = cross.detach().view(2, size, 2, size)
             positives = blocks.diagonal(dim1=1, dim2=3)  # [a, c, i] = <a_i, c_i>/τ
             torch.sub(
                 blocks.permute(0, 2, 1, 3),
                 positives[:, :, :, None],
-                out=image_z[:4].view(2, 2, batch, batch),
+                out=image_z[:4].view(2, 2, size, size),
             )
             torch.sub(
                 blocks.permute(2, 0, 1, 3),
                 positives.transpose(0, 1)[:, :, None, :],
-                out=text_z[:4].view(2, 2, batch, batch),
+                out=text_z[:4].view(2, 2, size, size),
             )
             if self.intra:
                 pairs = intra.detach()
@@ -280,10 +212,10 @@ class AmCLRLoss(nn.Module):
             per_term = torch.cat([image_objective, text_objective])
             objective = (lam * per_term).sum()
             # gather the coefficients back into the products' layouts
-            cross_coef = torch.empty((2, batch, 2, batch), dtype=cross.dtype, device=cross.device)
+            cross_coef = torch.empty((2, size, 2, size), dtype=cross.dtype, device=cross.device)
             torch.add(
-                image_c[:4].view(2, 2, batch, batch).permute(0, 2, 1, 3),
-                text_c[:4].view(2, 2, batch, batch).permute(1, 2, 0, 3),
+                image_c[:4].view(2, 2, size, size).permute(0, 2, 1, 3),
+                text_c[:4].view(2, 2, size, size).permute(1, 2, 0, 3),
                 out=cross_coef,
             )
             if self.intra:
@@ -293,9 +225,8 @@ class AmCLRLoss(nn.Module):
         loss = torch.dot(cross_coef.view(-1), cross.view(-1))
         if self.intra:
             loss = loss + torch.dot(intra_coef.view(-1), intra.view(-1))
-        out = {"loss": loss, "objective": objective}
-        out.update(zip(self.term_names, per_term.unbind(), strict=True))
-        return out
+        terms = dict(zip(self.term_names, per_term.unbind(), strict=True))
+        return LossOutput(loss=loss, objective=objective, terms=terms)
 
     def _coefficients(
         self,
@@ -310,11 +241,12 @@ class AmCLRLoss(nn.Module):
 
         With s/τ in the products, ℓ = (1/(B(B−1))) Σ_ij w_ij (s_ij − s_ii) has the coefficient
         τλ w_ij/(B(B−1)) on s_ij/τ off the diagonal and minus their sum over candidates,
-        τλ (B−1) g_i/((u_i + ε) B(B−1)), on the positive s_ii/τ.
+        τλ (B−1) g_i/((u_i + ε·exp(−b_i)) B(B−1)), on the positive s_ii/τ.
         """
         batch = scaled.shape[1]
         exp_diffs, g, u_term, b_term = estimator.update(scaled, index, first_epoch, anchor_dim)
-        scale = lam[:, None] * (self.temperature / (batch * (batch - 1))) / (u_term + self.eps)
+        denominator = weight_denominator(u_term, b_term, self.eps)
+        scale = lam[:, None] * (self.temperature / (batch * (batch - 1))) / denominator
         coef = exp_diffs.mul_(scale.unsqueeze(3 - anchor_dim))
         coef.diagonal(dim1=1, dim2=2).copy_(scale * g).mul_(1 - batch)
         floor = torch.finfo(u_term.dtype).tiny
@@ -322,14 +254,88 @@ class AmCLRLoss(nn.Module):
         return coef, objectives
 
 
-class XAmCLRLoss(AmCLRLoss):
-    """xAmCLR (Ref ``SogCLRwithAug_wSelf_Linear_Loss``): AmCLR plus 4 intra-modal terms.
+class AmCLRLoss(_AugmentedGCL):
+    """AmCLR (Jagannath et al. 2024; the AmCLR repository's ``SogCLRwithAug_Linear_Loss``,
+    @802054a src/models/losses.py): 8 SogCLR terms over the views.
+
+    L = Σ_terms λ_term ℓ_term with ℓ^{a→c} = (1/B) Σ_i (1/(B−1)) Σ_{j≠i} w_ij h^{a→c}_ij, w the
+    detached SogCLR weights of the term's estimator (§3.2, with the overflow shift b). L's
+    gradient is Σ λ × the SogCLR gradient of each term's τ-scaled global contrastive loss; its
+    value is not an estimate of the objective. Weights λ: 1 for the (x, t) terms,
+    ``weight_image_aug`` for (x', t), ``weight_text_aug`` for (x, t'), ``weight_both_aug`` for
+    (x', t') — both directions alike. All 1 reproduces the reference.
+
+    State: buffers ``image_state.u``, ``image_state.b`` (image-anchored terms) and
+    ``text_state.u``, ``text_state.b`` (text-anchored terms), indexed by the pair's dataset index:
+
+    - ``shared_u=False`` (default): shape (T/2, num_samples) each, row k = the k-th term of that
+      anchor modality in ``term_names`` order; every term has its own u and shift b, updated like
+      ``SogCLRLoss``'s estimators.
+    - ``shared_u=True``: the reference's two arrays, shape (1, num_samples) each: one for every
+      image-anchored term (anchors x and x'), one for every text-anchored term. Within a step the
+      terms of a modality update it sequentially in ``term_names`` order (x→t, x→t', x'→t,
+      x'→t'[, x→x', x'→x]; t→x, t→x', t'→x, t'→x'[, t→t', t'→t]); each term's weights use u right
+      after its own update, and in epoch 0 u = g of the term (γ treated as 1), as in the
+      reference. The reference never writes its shift b (it stays 0, so exp(h/τ) overflows once
+      a negative beats its positive by more than ≈ 88τ, 0.88 at τ = 0.01); here the shared
+      arrays keep b, a running maximum over the terms in that order, so that u·exp(b) is the
+      reference's unshifted u exactly.
+
+    ε (1e-8, as the reference) is added to the unshifted moving average
+    (``weight_denominator``): w = exp(h/τ − b)/(u + ε·exp(−b)) = exp(h/τ)/(U + ε), the
+    reference's weights for every ε (and, with ``shared_u``, its two arrays).
+
+    ``objective`` = Σ_terms λ (1/B) Σ_i τ(log u_k,i + b_k,i) with u_k, b_k the term's estimate
+    after its update (u floored at the smallest normal float); the detached per-term entries
+    (``term_names``, e.g. ``image_to_text_aug``) are these unweighted estimates.
+
+    Args:
+        num_samples: dataset size n (``index`` < n).
+        temperature: τ > 0.
+        gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on (epoch 0 uses 1).
+        eps: ε ≥ 0 added to the unshifted moving average in the weight denominator.
+        weight_image_aug, weight_text_aug, weight_both_aug: λ ≥ 0 of the augmented terms.
+        shared_u: the reference's two shared estimator arrays instead of one per term.
+    """
+
+    name = "amclr"
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        temperature: float = 0.01,
+        gamma: float = 0.8,
+        eps: float = 1e-8,
+        weight_image_aug: float = 1.0,
+        weight_text_aug: float = 1.0,
+        weight_both_aug: float = 1.0,
+        shared_u: bool = False,
+    ) -> None:
+        super().__init__(
+            num_samples=num_samples,
+            temperature=temperature,
+            gamma=gamma,
+            eps=eps,
+            shared_u=shared_u,
+            weights={
+                "image_aug": weight_image_aug,
+                "text_aug": weight_text_aug,
+                "both_aug": weight_both_aug,
+            },
+            intra=False,
+        )
+
+
+class XAmCLRLoss(_AugmentedGCL):
+    """xAmCLR (the AmCLR repository's ``SogCLRwithAug_wSelf_Linear_Loss``, @802054a): AmCLR plus
+    4 intra-modal terms.
 
     Adds x→x', x'→x (image anchors; positives (x_i, x'_i)) with weight ``weight_intra_image`` and
     t→t', t'→t (text anchors; positives (t_i, t'_i)) with weight ``weight_intra_text``: 12 terms
     (order in ``term_names``; state (6, n) per modality, or (1, n) with ``shared_u``, where the
     intra terms update the shared arrays after the cross-modal ones of the same anchor modality,
-    as in the reference). Everything else as ``AmCLRLoss``.
+    as in the reference). Everything else (ε, ``shared_u``, objective) as ``AmCLRLoss``.
     """
 
     name = "xamclr"
@@ -348,8 +354,7 @@ class XAmCLRLoss(AmCLRLoss):
         weight_intra_text: float = 1.0,
         shared_u: bool = False,
     ) -> None:
-        nn.Module.__init__(self)
-        self._setup(
+        super().__init__(
             num_samples=num_samples,
             temperature=temperature,
             gamma=gamma,

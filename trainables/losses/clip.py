@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
+
 
 def similarity_matrix(image_emb: Tensor, text_emb: Tensor) -> Tensor:
     """Cosine similarities s_ij = <e_i, f_j> of L2-normalised (B, d) embeddings, shape (B, B).
@@ -41,7 +43,7 @@ class _InwardClamp(torch.autograd.Function):
         return torch.where(outward, torch.zeros_like(grad), grad), None, None
 
 
-class CLIPLoss(nn.Module):
+class CLIPLoss(ContrastiveLoss):
     """Symmetric InfoNCE (Radford et al. 2021; Ref ``CLIP_Loss``), temperature τ.
 
     With S = image_emb @ text_embᵀ, shape (B, B), and logits S/τ::
@@ -66,11 +68,13 @@ class CLIPLoss(nn.Module):
         min_temperature, max_temperature: bounds of a learnable τ, 0 < min ≤ temperature ≤ max
             (unused when τ is fixed).
 
-    Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised; ``index`` (B,) is unused, as are
-    ``epoch`` and the augmented views. Returns ``loss`` = L, ``objective`` = L (detached) and the
-    detached terms ``image_to_text`` = L_I→T, ``text_to_image`` = L_T→I and ``temperature`` = the
-    τ used (after the clamp). The gradient in the embeddings scales like 1/τ (§3.7).
+    ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
+    (detached) and the detached terms ``image_to_text`` = L_I→T, ``text_to_image`` = L_T→I and
+    ``temperature`` = the τ used (after the clamp). The gradient in the embeddings scales like 1/τ
+    (§3.7).
     """
+
+    name = "clip"
 
     def __init__(
         self,
@@ -81,7 +85,7 @@ class CLIPLoss(nn.Module):
         min_temperature: float = 0.001,
         max_temperature: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
@@ -103,30 +107,23 @@ class CLIPLoss(nn.Module):
         )
         return bounded.exp()
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
+    def compute(self, batch: PairBatch) -> LossOutput:
         if self.learnable_temperature:
             scale = self.scale()
             # scaling the (B, d) image rows, not the (B, B) logits: d(loss)/d(scale) costs B·d
-            logits = similarity_matrix(image_emb * scale, text_emb)
+            logits = similarity_matrix(batch.image * scale, batch.text)
             temperature = 1 / scale.detach()
         else:
-            logits = similarity_matrix(image_emb, text_emb) / self.temperature
+            logits = similarity_matrix(batch.image, batch.text) / self.temperature
             temperature = logits.new_full((), self.temperature)
         image_to_text, text_to_image = symmetric_cross_entropy(logits)
         loss = (image_to_text + text_to_image) / 2
-        return {
-            "loss": loss,
-            "objective": loss.detach(),
-            "image_to_text": image_to_text.detach(),
-            "text_to_image": text_to_image.detach(),
-            "temperature": temperature,
-        }
+        return LossOutput(
+            loss=loss,
+            objective=loss.detach(),
+            terms={
+                "image_to_text": image_to_text.detach(),
+                "text_to_image": text_to_image.detach(),
+                "temperature": temperature,
+            },
+        )

@@ -1,8 +1,9 @@
 """CyCLIP: CLIP plus in-modal and cross-modal cyclic consistency (reference losses.md §3.6, §5)."""
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix, symmetric_cross_entropy
 
 
@@ -27,7 +28,7 @@ class _GramDifferenceNorm(torch.autograd.Function):
         return weighted @ image_emb, -(weighted @ text_emb)
 
 
-class CyCLIPLoss(nn.Module):
+class CyCLIPLoss(ContrastiveLoss):
     """CyCLIP (Goel et al., NeurIPS 2022; Ref ``CyCLIP_Loss``), fixed temperature τ.
 
     With image embeddings e_j and text embeddings f_j (rows of ``image_emb``, ``text_emb``,
@@ -48,11 +49,12 @@ class CyCLIPLoss(nn.Module):
         lambda_in: λ_in ≥ 0 (paper and Ref: 0.25).
         lambda_cross: λ_cross ≥ 0 (paper and Ref: 0.25).
 
-    Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised; ``index``, ``epoch`` and the
-    augmented views are unused. Returns ``loss`` = L, ``objective`` = L (detached) and the
-    detached terms ``clip`` = L_CLIP, ``in_modal`` = L_in and ``cross_modal`` = L_cross
-    (unweighted).
+    ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
+    (detached) and the detached terms ``clip`` = L_CLIP, ``in_modal`` = L_in and ``cross_modal`` =
+    L_cross (unweighted).
     """
+
+    name = "cyclip"
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class CyCLIPLoss(nn.Module):
         lambda_in: float = 0.25,
         lambda_cross: float = 0.25,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if lambda_in < 0 or lambda_cross < 0:
@@ -73,27 +75,19 @@ class CyCLIPLoss(nn.Module):
         self.lambda_in = lambda_in
         self.lambda_cross = lambda_cross
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        batch_size = image_emb.shape[0]
-        sims = similarity_matrix(image_emb, text_emb)
+    def compute(self, batch: PairBatch) -> LossOutput:
+        sims = similarity_matrix(batch.image, batch.text)
         image_to_text, text_to_image = symmetric_cross_entropy(sims / self.temperature)
         clip = (image_to_text + text_to_image) / 2
-        in_modal = _GramDifferenceNorm.apply(image_emb, text_emb) / batch_size
-        cross_modal = (sims - sims.T).square().sum() / batch_size
+        in_modal = _GramDifferenceNorm.apply(batch.image, batch.text) / batch.size
+        cross_modal = (sims - sims.T).square().sum() / batch.size
         loss = clip + self.lambda_in * in_modal + self.lambda_cross * cross_modal
-        return {
-            "loss": loss,
-            "objective": loss.detach(),
-            "clip": clip.detach(),
-            "in_modal": in_modal.detach(),
-            "cross_modal": cross_modal.detach(),
-        }
+        return LossOutput(
+            loss=loss,
+            objective=loss.detach(),
+            terms={
+                "clip": clip.detach(),
+                "in_modal": in_modal.detach(),
+                "cross_modal": cross_modal.detach(),
+            },
+        )

@@ -9,10 +9,11 @@ whose inner product with S has the gradient of both SogCLR surrogates.
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
-from .sogclr import GCLEstimator, check_estimator_params, require_negatives
+from .sogclr import GCLEstimator, check_estimator_params
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,13 @@ class RGCLEstimator(GCLEstimator):
 
     Buffers, each of shape (2, ``num_samples``): ``u``, ``b`` (the SogCLR estimators), ``tau``
     (τ_i and τ'_i, start at ``tau_init``) and ``m`` (momentum of the clipped τ-gradient, starts
-    at 0).
+    at 0). ``negatives_only`` as in ``GCLEstimator``.
     """
 
-    def __init__(self, num_samples: int, eps: float, tau_init: float) -> None:
-        super().__init__(num_samples, eps, directions=2)
+    def __init__(
+        self, num_samples: int, eps: float, tau_init: float, *, negatives_only: bool = True
+    ) -> None:
+        super().__init__(num_samples, eps, directions=2, negatives_only=negatives_only)
         self.register_buffer("tau", torch.full((2, num_samples), float(tau_init)))
         self.register_buffer("m", torch.zeros(2, num_samples))
 
@@ -110,24 +113,41 @@ def check_common(tau_min: float, tau_max: float, rho: float, gamma: float, eps: 
     check_estimator_params(gamma, eps)
 
 
-class ISogCLRLoss(nn.Module):
-    """iSogCLR (Qiu et al., ICML 2023; Ref ``SogCLR_DRO_Loss``): robust GCL, per-sample τ.
+class ISogCLRLoss(ContrastiveLoss):
+    """iSogCLR (Qiu et al., ICML 2023): robust GCL with per-sample temperatures.
 
     Optimises over the model and the temperatures τ_i (image anchor i), τ'_i (text anchor i),
     both in [τ_min, τ_max]::
 
-        F = (1/n) Σ_i [ τ_i log E_{j≠i} exp(h^I_ij/τ_i) + τ_i ρ
-                        + τ'_i log E_{j≠i} exp(h^T_ij/τ'_i) + τ'_i ρ ]
+        F = (1/n) Σ_i [ τ_i log E_j exp(h^I_ij/τ_i) + τ_i ρ
+                        + τ'_i log E_j exp(h^T_ij/τ'_i) + τ'_i ρ ]
 
-    with h^I_ij = s_ij − s_ii and h^T_ij = s_ji − s_ii as in SogCLR. Per step, for each direction
-    and with the stored τ_i of the batch's anchors (``rgcl_step``):
+    with h^I_ij = s_ij − s_ii and h^T_ij = s_ji − s_ii as in SogCLR. Two estimators of E_j:
 
-    1. the SogCLR estimator step (b, u, w) with z_ij = h_ij/τ_i; γ = 1 in epoch 0 (u_i = g_i),
-       ``gamma`` after;
+    - ``negatives_only=True`` (default), the course code's ``iSogCLR_New_Loss`` without its
+      temperature network (AmCLR repository @802054a and iSogCLR repository @fcb1493,
+      ``use_temp_net=False``): E over the negatives j ≠ i, and with ``first_epoch_gamma_one``
+      u_i = g_i in epoch 0.
+    - ``negatives_only=False, first_epoch_gamma_one=False``: the iSogCLR paper's own code,
+      ``SogCLR_DRO_Loss`` (iSogCLR repository @c20903b, bimodal_exps/models/losses.py): the
+      positive's exp(0 − b_i) stays in g (still divided by B − 1) and u starts at 0 with γ
+      from the first step.
+
+    Per step, for each direction and with the stored τ_i of the batch's anchors (``rgcl_step``):
+
+    1. the SogCLR estimator step (b, u, w) with z_ij = h_ij/τ_i; γ = 1 in epoch 0 when
+       ``first_epoch_gamma_one``, ``gamma`` otherwise;
     2. G_i = log u_i + b_i + ρ − (1/(B−1)) Σ_{j≠i} w_ij z_ij;
     3. m_i ← (1−β)m_i + β·clip(G_i, −grad_clip, grad_clip);
-    4. τ_i ← clip(τ_i − η m_i, τ_min, τ_max), η constant (§3.3's ``const`` schedule; the
-       cosine/exp η schedules are not implemented).
+    4. τ_i ← clip(τ_i − η m_i, τ_min, τ_max), η constant (the ``const`` η schedule of
+       ``SogCLR_DRO_Loss``; its cosine/exp schedules are not implemented).
+
+    ε is added to the unshifted moving average (``weight_denominator``). The references apply it
+    in shifted units: ``iSogCLR_New_Loss`` floors the shifted sum at 1e-14, ``SogCLR_DRO_Loss``
+    adds 1e-10 to the shifted mean; either damps the gradient once b grows. With ε = 0 all
+    agree. Defaults: τ_init 0.01, [τ_min, τ_max] = [0.005, 0.05], ρ = 8 and ε = 1e-14 from
+    ``iSogCLR_New_Loss``; β = 0.9, η = 0.01 and grad_clip = 5 from ``SogCLR_DRO_Loss`` (the
+    course code hard-codes β = 0.5, η = 1e-5).
 
     ``loss`` is the SogCLR surrogate of both directions with the per-anchor weights w (value ≈ 0,
     gradient that of F in the model for the step's τ). ``objective`` (reported as train_loss) is
@@ -138,8 +158,8 @@ class ISogCLRLoss(nn.Module):
     the batch's anchors used in this step).
 
     State (``state_dict``): ``state.u``, ``state.b``, ``state.tau``, ``state.m``, each of shape
-    (2, ``num_samples``): row 0 for image anchors, row 1 for text anchors. ``index`` (B,) must
-    hold distinct dataset indices, B ≥ 2. No host synchronisation in ``forward``.
+    (2, ``num_samples``): row 0 for image anchors, row 1 for text anchors. No host
+    synchronisation in ``forward``.
 
     Args:
         num_samples: dataset size n (``index`` < n).
@@ -149,9 +169,14 @@ class ISogCLRLoss(nn.Module):
         eta: η ≥ 0, constant step size of the τ update (0 freezes τ at tau_init: SogCLR).
         beta: β ∈ (0, 1], momentum rate of the τ-gradient.
         grad_clip: > 0, G is clipped to [−grad_clip, grad_clip] before the momentum.
-        gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on.
-        eps: ε ≥ 0 in the weight denominator u_i + ε.
+        gamma: moving-average rate γ ∈ (0, 1].
+        eps: ε ≥ 0 added to the unshifted moving average in the weight denominator.
+        negatives_only: estimate E over the negatives only (False: the positive too).
+        first_epoch_gamma_one: in epoch 0 treat γ as 1 (u_i = g_i).
     """
+
+    name = "isogclr"
+    min_batch = 2
 
     def __init__(
         self,
@@ -165,9 +190,11 @@ class ISogCLRLoss(nn.Module):
         beta: float = 0.9,
         grad_clip: float = 5.0,
         gamma: float = 0.8,
-        eps: float = 1e-8,
+        eps: float = 1e-14,
+        negatives_only: bool = True,
+        first_epoch_gamma_one: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         check_common(tau_min, tau_max, rho, gamma, eps)
         if not tau_min <= tau_init <= tau_max:
             raise ValueError(
@@ -181,23 +208,14 @@ class ISogCLRLoss(nn.Module):
             raise ValueError(f"grad_clip must be > 0, got {grad_clip}")
         self.tau_init, self.tau_min, self.tau_max = tau_init, tau_min, tau_max
         self.rho, self.eta, self.beta, self.grad_clip = rho, eta, beta, grad_clip
-        self.gamma = gamma
-        self.state = RGCLEstimator(num_samples, eps, tau_init)
+        self.gamma, self.first_epoch_gamma_one = gamma, first_epoch_gamma_one
+        self.state = RGCLEstimator(num_samples, eps, tau_init, negatives_only=negatives_only)
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        require_negatives(image_emb.shape[0], "iSogCLR")
-        sims = similarity_matrix(image_emb, text_emb)
+    def compute(self, batch: PairBatch) -> LossOutput:
+        sims = similarity_matrix(batch.image, batch.text)
+        index = batch.index
         tau = self.state.tau[:, index]  # (2, B): τ of image anchors, τ' of text anchors
-        gamma = 1.0 if epoch == 0 else self.gamma
+        gamma = 1.0 if batch.epoch == 0 and self.first_epoch_gamma_one else self.gamma
         step = rgcl_step(sims, tau, self.state, index, gamma=gamma, rho=self.rho)
         self.state.step_temperature(
             index,
@@ -211,11 +229,13 @@ class ISogCLRLoss(nn.Module):
         )
         objective = (tau * (step.log_mean + self.rho)).mean(dim=1)  # per direction
         mean_tau = tau.mean(dim=1)
-        return {
-            "loss": surrogate_loss(sims, step.coeff),
-            "objective": objective.sum(),
-            "image_to_text": objective[0],
-            "text_to_image": objective[1],
-            "tau_image": mean_tau[0],
-            "tau_text": mean_tau[1],
-        }
+        return LossOutput(
+            loss=surrogate_loss(sims, step.coeff),
+            objective=objective.sum(),
+            terms={
+                "image_to_text": objective[0],
+                "text_to_image": objective[1],
+                "tau_image": mean_tau[0],
+                "tau_text": mean_tau[1],
+            },
+        )

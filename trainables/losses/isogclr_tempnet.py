@@ -1,17 +1,18 @@
 """iSogCLR with TempGenerators: temperatures predicted from the embeddings (losses.md §3.4)."""
 
 import torch
-from torch import Tensor, nn
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
 from .isogclr import check_common, rgcl_step, surrogate_loss
-from .sogclr import GCLEstimator, require_negatives
+from .sogclr import GCLEstimator
 from .temp_generator import TempGenerator
 
 
-class ISogCLRTempNetLoss(nn.Module):
-    """iSogCLR whose temperatures come from two ``TempGenerator`` networks (Ref
-    ``iSogCLR_TempNet_Loss``, the course's "Modified iSogCLR").
+class ISogCLRTempNetLoss(ContrastiveLoss):
+    """iSogCLR whose temperatures come from two ``TempGenerator`` networks: the course code's
+    ``iSogCLR_New_Loss`` with ``use_temp_net=True`` (iSogCLR repository @fcb1493 and AmCLR
+    repository @802054a; the course report's "Modified iSogCLR").
 
     τ_i = TempGenerator_I(sg(e_i)) and τ'_i = TempGenerator_T(sg(f_i)), both in
     [tau_min, tau_max]. The estimators (u, b per direction, as in SogCLR; γ = 1 in epoch 0) and
@@ -22,7 +23,9 @@ class ISogCLRTempNetLoss(nn.Module):
 
     The first term sees τ only through the detached weights, so the embeddings receive the
     SogCLR-with-per-sample-τ gradient; the second reaches only the generators (their inputs are
-    detached), giving them the RGCL τ-gradient by the chain rule.
+    detached), giving them the RGCL τ-gradient by the chain rule. ε is added to the unshifted
+    moving average (``weight_denominator``); the reference floors the shifted sum at 1e-14 instead,
+    which damps the gradient once b grows; with ε = 0 both agree.
 
     ``objective`` (reported as train_loss) is the RGCL estimate as in ``isogclr``:
     (1/B) Σ_i [τ_i(log u^I_i + b^I_i + ρ) + τ'_i(log u^T_i + b^T_i + ρ)] with this batch's
@@ -39,7 +42,7 @@ class ISogCLRTempNetLoss(nn.Module):
         tau_min, tau_max: bounds of the predicted τ, 0 < tau_min < tau_max.
         rho: ρ ≥ 0 (KL budget).
         gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on.
-        eps: ε ≥ 0 in the weight denominator.
+        eps: ε ≥ 0 added to the unshifted moving average in the weight denominator.
         embed_dim: d of the embeddings (must equal the model's embed_dim).
         hidden_dim: M, prototypes of each generator.
         dropout: generator dropout probability in [0, 1).
@@ -50,6 +53,9 @@ class ISogCLRTempNetLoss(nn.Module):
     ``optimizer_groups(lr)`` returns the single parameter group of both generators.
     """
 
+    name = "isogclr_tempnet"
+    min_batch = 2
+
     def __init__(
         self,
         *,
@@ -58,14 +64,14 @@ class ISogCLRTempNetLoss(nn.Module):
         tau_max: float = 0.05,
         rho: float = 8.0,
         gamma: float = 0.8,
-        eps: float = 1e-8,
+        eps: float = 1e-14,
         embed_dim: int = 256,
         hidden_dim: int = 256,
         dropout: float = 0.5,
         tempnet_lr_mult: float = 0.1,
         tempnet_weight_decay: float = 1e-3,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         check_common(tau_min, tau_max, rho, gamma, eps)
         embed_dim, hidden_dim = (
             _positive_int("embed_dim", embed_dim),
@@ -88,36 +94,28 @@ class ISogCLRTempNetLoss(nn.Module):
         params = [*self.image_generator.parameters(), *self.text_generator.parameters()]
         return [{"params": params, "lr": lr * self.lr_mult, "weight_decay": self.weight_decay}]
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        require_negatives(image_emb.shape[0], "iSogCLR")
-        sims = similarity_matrix(image_emb, text_emb)
+    def compute(self, batch: PairBatch) -> LossOutput:
+        sims = similarity_matrix(batch.image, batch.text)
         tau = torch.stack(
-            [self.image_generator(image_emb.detach()), self.text_generator(text_emb.detach())]
+            [self.image_generator(batch.image.detach()), self.text_generator(batch.text.detach())]
         )  # (2, B): τ of image anchors, τ' of text anchors; grad reaches the generators only
-        gamma = 1.0 if epoch == 0 else self.gamma
-        step = rgcl_step(sims, tau, self.state, index, gamma=gamma, rho=self.rho)
+        gamma = 1.0 if batch.epoch == 0 else self.gamma
+        step = rgcl_step(sims, tau, self.state, batch.index, gamma=gamma, rho=self.rho)
         # mean_i sg(G_i)·τ_i + mean_i sg(G'_i)·τ'_i
         temperature_term = (step.grad * tau).sum() / tau.shape[1]
         with torch.no_grad():
             objective = (tau * (step.log_mean + self.rho)).mean(dim=1)  # per direction
             mean_tau = tau.mean(dim=1)
-        return {
-            "loss": surrogate_loss(sims, step.coeff) + temperature_term,
-            "objective": objective.sum(),
-            "image_to_text": objective[0],
-            "text_to_image": objective[1],
-            "tau_image": mean_tau[0],
-            "tau_text": mean_tau[1],
-        }
+        return LossOutput(
+            loss=surrogate_loss(sims, step.coeff) + temperature_term,
+            objective=objective.sum(),
+            terms={
+                "image_to_text": objective[0],
+                "text_to_image": objective[1],
+                "tau_image": mean_tau[0],
+                "tau_text": mean_tau[1],
+            },
+        )
 
 
 def _positive_int(name: str, value: float) -> int:

@@ -4,12 +4,13 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(ContrastiveLoss):
     """SigLIP (Zhai et al., ICCV 2023; open_clip ``SigLipLoss``, single device).
 
     With S = image_emb @ text_embᵀ, shape (B, B), every pair (i, j) is an independent binary
@@ -28,10 +29,11 @@ class SigLIPLoss(nn.Module):
         init_log_scale: initial log t (log 10).
         init_bias: initial b (−10).
 
-    Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised; ``index``, ``epoch`` and the
-    augmented views are unused. Returns ``loss`` = L, ``objective`` = L (detached) and the
-    detached terms ``scale`` = t and ``bias`` = b.
+    ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
+    (detached) and the detached terms ``scale`` = t and ``bias`` = b.
     """
+
+    name = "siglip"
 
     def __init__(
         self,
@@ -40,29 +42,21 @@ class SigLIPLoss(nn.Module):
         init_log_scale: float = math.log(10),
         init_bias: float = -10.0,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         self.log_scale = nn.Parameter(torch.tensor(float(init_log_scale)))
         self.bias = nn.Parameter(torch.tensor(float(init_bias)))
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        batch_size = image_emb.shape[0]
+    def compute(self, batch: PairBatch) -> LossOutput:
         scale = self.log_scale.exp()
         # t·s_ij as (t·e_i)·f_j: the gradient in t is a (B, d) reduction, not a (B, B) one
-        logits = similarity_matrix(image_emb * scale, text_emb) + self.bias
-        labels = 2 * torch.eye(batch_size, device=logits.device, dtype=logits.dtype) - 1
-        loss = -F.logsigmoid(labels * logits).sum() / batch_size
-        return {
-            "loss": loss,
-            "objective": loss.detach(),
-            "scale": scale.detach(),
-            "bias": self.bias.detach().clone(),  # not a view: the optimizer updates b in place
-        }
+        logits = similarity_matrix(batch.image * scale, batch.text) + self.bias
+        labels = 2 * torch.eye(batch.size, device=logits.device, dtype=logits.dtype) - 1
+        loss = -F.logsigmoid(labels * logits).sum() / batch.size
+        return LossOutput(
+            loss=loss,
+            objective=loss.detach(),
+            terms={
+                "scale": scale.detach(),
+                "bias": self.bias.detach().clone(),  # not a view: the optimizer updates b in place
+            },
+        )

@@ -1,13 +1,14 @@
 """SogCLR: the global contrastive loss with moving-average estimators (reference losses.md §3.2).
 
-``anchor_differences``, ``off_diagonal_mask`` and ``GCLEstimator`` are shared by the losses of the
-global-contrastive family (SogCLR, iSogCLR, AmCLR): they take h/τ already divided by the
+``anchor_differences``, ``GCLEstimator`` and ``weight_denominator`` are shared by the losses of the
+global-contrastive (GCL) family (SogCLR, iSogCLR, AmCLR): they take h/τ already divided by the
 temperature, so a per-sample τ_i plugs in unchanged.
 """
 
 import torch
 from torch import Tensor, nn
 
+from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
 
 
@@ -28,20 +29,19 @@ def check_estimator_params(gamma: float, eps: float) -> None:
         raise ValueError(f"eps must be >= 0, got {eps}")
 
 
-def require_negatives(batch_size: int, loss_name: str) -> None:
-    """ValueError unless the batch has in-batch negatives (B >= 2; the estimators divide by
-    B - 1)."""
-    if batch_size < 2:
-        raise ValueError(f"{loss_name} needs batches of at least 2 pairs (in-batch negatives)")
-
-
-def off_diagonal_mask(batch_size: int, device: torch.device) -> Tensor:
-    """(B, B) bool mask, True off the diagonal: the in-batch negatives of each anchor."""
-    return ~torch.eye(batch_size, dtype=torch.bool, device=device)
+def weight_denominator(u: Tensor, b: Tensor, eps: float) -> Tensor:
+    """u_i + ε·exp(−b_i): ε added to the unshifted moving average U_i = u_i·exp(b_i), in the
+    shift's units, so that exp(z_ij − b_i) / (u_i + ε·exp(−b_i)) = exp(z_ij) / (U_i + ε) whatever
+    the shift b has grown to. (ε added to the shifted u_i, as the reference code does, is
+    ε·exp(b_i) in unshifted units and damps the gradient once b grows.) Floored at the smallest
+    normal float: where it underflows, so does every numerator exp(z_ij − b_i) of the row, and
+    the weight is 0 instead of 0/0.
+    """
+    return (u + eps * torch.exp(-b)).clamp_min_(torch.finfo(u.dtype).tiny)
 
 
 class GCLEstimator(nn.Module):
-    """Per-sample moving average u_i·exp(b_i) ≈ E_{j≠i} exp(h_ij/τ) for one anchor modality.
+    """Per-sample moving average u_i·exp(b_i) ≈ E_j exp(h_ij/τ) for one anchor modality.
 
     Buffers (length ``num_samples``, indexed by dataset index): ``u`` (the moving average, in
     units of the shift) and ``b`` (the overflow shift). Both start at 0. Starting b at 0 is the
@@ -52,20 +52,31 @@ class GCLEstimator(nn.Module):
     ``update`` (no grad) for the anchors i of a batch, given z_ij = h_ij/τ of shape (B, B)::
 
         b_i ← max(b_i, max_j z_ij)                                 (new shift first, so that
-        g_i  = (1/(B−1)) Σ_{j≠i} exp(z_ij − b_i)                    g and u share its units)
+        g_i  = (1/(B−1)) Σ_{j∈J_i} exp(z_ij − b_i)                  g and u share its units)
         u_i ← (1−γ)·u_i·exp(b_i_old − b_i) + γ·g_i
-        w_ij = exp(z_ij − b_i) / (u_i + ε)   for j ≠ i,   w_ii = 0
+        w_ij = exp(z_ij − b_i) / (u_i + ε·exp(−b_i))   for j ≠ i,   w_ii = 0
 
-    and returns w (B, B). ``log_mean`` returns log u_i + b_i ≈ log E_{j≠i} exp(h_ij/τ).
+    and returns w (B, B) (ε: :func:`weight_denominator`). J_i = {j ≠ i} (the negatives) by
+    default; with ``negatives_only=False`` J_i also holds the positive j = i, whose term is
+    exp(−b_i), as iSogCLR's own code has it. ``log_mean`` returns log u_i + b_i, the log of the
+    unshifted estimate.
 
     With ``directions=k`` the buffers have shape (k, num_samples), one row per anchor direction
     (e.g. image and text anchors), and ``update`` takes z of shape (k, B, B) and returns w of
     that shape: k independent estimators updated by one set of tensor operations.
     """
 
-    def __init__(self, num_samples: int, eps: float, directions: int | None = None) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        eps: float,
+        directions: int | None = None,
+        *,
+        negatives_only: bool = True,
+    ) -> None:
         super().__init__()
         self.eps = eps
+        self.negatives_only = negatives_only
         shape = (num_samples,) if directions is None else (directions, num_samples)
         self.register_buffer("u", torch.zeros(shape))
         self.register_buffer("b", torch.zeros(shape))
@@ -77,12 +88,16 @@ class GCLEstimator(nn.Module):
         b_old = self.b[..., index]
         b_new = torch.maximum(b_old, scaled_diffs.amax(dim=-1))
         exp_diffs = torch.exp(scaled_diffs - b_new[..., None])
-        exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()  # negatives only: j ≠ i
-        g = exp_diffs.sum(dim=-1) / (batch_size - 1)
+        if self.negatives_only:
+            exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()
+            g = exp_diffs.sum(dim=-1) / (batch_size - 1)
+        else:  # the positive's exp(0 − b_i) joins g; its weight multiplies h_ii = 0 anyway
+            g = exp_diffs.sum(dim=-1) / (batch_size - 1)
+            exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()
         u_new = (1 - gamma) * self.u[..., index] * torch.exp(b_old - b_new) + gamma * g
         self.u.index_copy_(-1, index, u_new)
         self.b.index_copy_(-1, index, b_new)
-        return exp_diffs.div_(u_new[..., None] + self.eps)
+        return exp_diffs.div_(weight_denominator(u_new, b_new, self.eps)[..., None])
 
     def log_mean(self, index: Tensor) -> Tensor:
         """log u_i + b_i for ``index`` (B,); u is floored at the smallest normal float, so an
@@ -91,8 +106,9 @@ class GCLEstimator(nn.Module):
         return torch.log(u) + self.b[..., index]
 
 
-class SogCLRLoss(nn.Module):
-    """SogCLR (Yuan et al., ICML 2022; Ref ``SogCLR_Loss``, course/AmCLR variant).
+class SogCLRLoss(ContrastiveLoss):
+    """SogCLR (Yuan et al., ICML 2022) as the AmCLR repository's ``SogCLR_Loss`` (@802054a,
+    src/models/losses.py; the course code): negatives only, u_i = g_i in epoch 0.
 
     Optimises the τ-scaled global contrastive loss over the dataset of n pairs::
 
@@ -110,17 +126,23 @@ class SogCLRLoss(nn.Module):
     its value is ≈ 0. The reported ``objective`` is therefore the estimate of F on the batch
     anchors from the updated estimators: (1/B) Σ_i τ(log u^I_i + b^I_i) + τ(log u^T_i + b^T_i).
 
+    ε: the reference adds ε = 1e-8 to the *shifted* mean u_i, which is ε·exp(b_i) in unshifted
+    units and damps the gradient once b grows; here the same ε is added to the unshifted mean
+    (``weight_denominator``): w_ij = exp(h_ij/τ)/(U_i + ε) whatever b is. With ε = 0 both agree.
+
     Args:
         num_samples: dataset size n (length of the state buffers; ``index`` < n).
         temperature: τ > 0.
         gamma: moving-average rate γ ∈ (0, 1] from epoch 1 on.
-        eps: ε ≥ 0 in the weight denominator u_i + ε.
+        eps: ε ≥ 0 added to the unshifted moving average in the weight denominator.
 
-    Forward: ``image_emb``, ``text_emb`` (B, d) L2-normalised, B ≥ 2; ``index`` (B,) long,
-    distinct dataset indices; ``epoch`` selects γ; augmented views are unused. Returns ``loss``
-    (L), ``objective`` (detached) and the detached surrogate terms ``image_to_text`` (image
-    anchors) and ``text_to_image`` (text anchors). Updates the buffers of the batch's indices.
+    Returns ``loss`` (L), ``objective`` (detached) and the detached surrogate terms
+    ``image_to_text`` (image anchors) and ``text_to_image`` (text anchors); updates the buffers
+    of the batch's indices. Augmented views are unused.
     """
+
+    name = "sogclr"
+    min_batch = 2
 
     def __init__(
         self,
@@ -130,7 +152,7 @@ class SogCLRLoss(nn.Module):
         gamma: float = 0.8,
         eps: float = 1e-8,
     ) -> None:
-        super().__init__()
+        super().__init__(num_samples)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         check_estimator_params(gamma, eps)
@@ -139,30 +161,23 @@ class SogCLRLoss(nn.Module):
         self.image_state = GCLEstimator(num_samples, eps)
         self.text_state = GCLEstimator(num_samples, eps)
 
-    def forward(
-        self,
-        image_emb: Tensor,
-        text_emb: Tensor,
-        index: Tensor,
-        *,
-        epoch: int = 0,
-        image_aug_emb: Tensor | None = None,
-        text_aug_emb: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        require_negatives(image_emb.shape[0], "SogCLR")
-        sims = similarity_matrix(image_emb, text_emb)
-        gamma = 1.0 if epoch == 0 else self.gamma
+    def compute(self, batch: PairBatch) -> LossOutput:
+        sims = similarity_matrix(batch.image, batch.text)
+        gamma = 1.0 if batch.epoch == 0 else self.gamma
+        index = batch.index
         image_to_text = self._surrogate(anchor_differences(sims), self.image_state, index, gamma)
         text_to_image = self._surrogate(anchor_differences(sims.T), self.text_state, index, gamma)
         objective = self.temperature * (
             self.image_state.log_mean(index).mean() + self.text_state.log_mean(index).mean()
         )
-        return {
-            "loss": image_to_text + text_to_image,
-            "objective": objective.detach(),
-            "image_to_text": image_to_text.detach(),
-            "text_to_image": text_to_image.detach(),
-        }
+        return LossOutput(
+            loss=image_to_text + text_to_image,
+            objective=objective.detach(),
+            terms={
+                "image_to_text": image_to_text.detach(),
+                "text_to_image": text_to_image.detach(),
+            },
+        )
 
     def _surrogate(
         self, diffs: Tensor, estimator: GCLEstimator, index: Tensor, gamma: float

@@ -8,10 +8,11 @@ from torch import Tensor, nn
 
 
 class TempGenerator(nn.Module):
-    """τ(x) ∈ [τ_min, τ_max] for (B, d) embeddings x (iSogCLR commit ``fcb1493``, §3.4)::
+    """τ(x) ∈ [τ_min, τ_max] for (B, d) embeddings x (``TempGenerator`` of the iSogCLR
+    repository @fcb1493, bimodal_exps/models/losses.py; losses.md §3.4)::
 
         z = dropout(sigmoid(W1 x + c1))          W1: d → d
-        p = W2 z                                  W2: d → M (no bias: M prototype scores)
+        p = W2 z + c2                             W2: d → M (M prototype scores)
         a = softmax(p / √d)                       over the M prototypes
         q = dropout(sigmoid(a ⊙ p))
         τ = τ_min + (τ_max − τ_min)·sigmoid(0.2·(W3 q + c3))     W3: M → 1
@@ -36,7 +37,7 @@ class TempGenerator(nn.Module):
         self.embed_dim, self.hidden_dim = embed_dim, hidden_dim
         self.tau_min, self.tau_max, self.dropout = tau_min, tau_max, dropout
         self.proj = nn.Linear(embed_dim, embed_dim)
-        self.prototypes = nn.Linear(embed_dim, hidden_dim, bias=False)
+        self.prototypes = nn.Linear(embed_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:

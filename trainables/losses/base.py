@@ -1,0 +1,183 @@
+"""The contract between a trial and a loss (DESIGN.md, "Contracts").
+
+A loss is a :class:`ContrastiveLoss`. The trial calls it as
+``loss_fn(image_emb, text_emb, index, *, epoch=0, image_aug_emb=None, text_aug_emb=None)``
+with this process's L2-normalised (B, d) embeddings and the (B,) dataset indices of its pairs.
+:meth:`ContrastiveLoss.forward` checks the inputs once for every loss, passes each tensor through
+the loss's :class:`FeatureGather` and hands the result to the loss as one :class:`PairBatch`;
+the loss's :meth:`~ContrastiveLoss.compute` returns a :class:`LossOutput`.
+
+Global columns, local rows: with one process the gather is the identity (:data:`SINGLE_PROCESS`).
+A data-parallel trial installs a gather that concatenates the embeddings (with gradient) and the
+indices of every process in rank order, so ``PairBatch.image`` etc. are the global batch of
+``B·W`` rows and ``PairBatch.local_rows`` names this process's rows. A loss computed on the whole
+gathered batch then has the same value, per-sample state and gradient on every process as on one
+process with the global batch; a loss may instead compute only its local rows against all
+columns. Either way the gather lives here, not in the losses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from torch import Tensor, nn
+
+
+class FeatureGather(Protocol):
+    """How a loss sees the batches of every data-parallel process.
+
+    ``__call__`` maps this process's (B, ...) tensor to the (B·W, ...) concatenation over the W
+    processes in rank order (keeping the gradient path to the local rows); ``local_rows(B)`` is
+    the slice of this process's rows in that concatenation.
+    """
+
+    def __call__(self, tensor: Tensor) -> Tensor: ...
+
+    def local_rows(self, batch_size: int) -> slice: ...
+
+
+class _SingleProcess:
+    """The gather of a trial on one process: every row is local."""
+
+    def __call__(self, tensor: Tensor) -> Tensor:
+        return tensor
+
+    def local_rows(self, batch_size: int) -> slice:
+        return slice(0, batch_size)
+
+
+SINGLE_PROCESS: FeatureGather = _SingleProcess()
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """The embedded pairs a loss sees: (N, d) global rows (N = B on one process), L2-normalised.
+
+    ``image`` e_i and ``text`` f_i are the pair's embeddings, ``index`` (N,) its dataset index
+    (distinct within a batch), ``image_aug`` x'_i and ``text_aug`` t'_i the augmented views
+    (present exactly when the loss ``needs_views``), ``local_rows`` the rows this process holds.
+    """
+
+    image: Tensor
+    text: Tensor
+    index: Tensor
+    epoch: int = 0
+    image_aug: Tensor | None = None
+    text_aug: Tensor | None = None
+    local_rows: slice = field(default_factory=lambda: slice(None))
+
+    @property
+    def size(self) -> int:
+        """N, the number of pairs."""
+        return self.image.shape[0]
+
+    def views(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(x, x', t, t'): the four views of a loss that ``needs_views``."""
+        if self.image_aug is None or self.text_aug is None:
+            raise ValueError("this batch has no augmented views")
+        return self.image, self.image_aug, self.text, self.text_aug
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """What a loss returns for one batch.
+
+    ``loss``: the scalar to backpropagate (for the GCL family a surrogate whose value is ≈ 0 and
+    whose gradient is the method's). ``objective``: a detached scalar estimate of the objective,
+    reported as ``train_loss``. ``terms``: detached named scalars for logging (for example
+    ``image_to_text``). Indexable by name, so ``output["loss"]`` works as for a dict.
+    """
+
+    loss: Tensor
+    objective: Tensor
+    terms: Mapping[str, Tensor] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name == "loss":
+            return self.loss
+        if name == "objective":
+            return self.objective
+        return self.terms[name]
+
+
+class ContrastiveLoss(nn.Module, ABC):
+    """Base class of every loss: the forward signature, the input checks and the gather.
+
+    A subclass sets the class attributes ``name`` (its registry name, used in messages),
+    ``needs_views`` (True: the trial must pass ``image_aug_emb`` and ``text_aug_emb``) and
+    ``min_batch`` (2 for losses that need in-batch negatives), implements :meth:`compute`, and
+    may override :meth:`optimizer_groups`. Its per-sample state (u, b, τ, m, ...) is held in
+    persistent buffers whose last dimension is ``num_samples``; :meth:`sample_state` lists them,
+    and ``state_dict()`` checkpoints them. Constructor hyperparameters are keyword-only with
+    defaults: those defaults are the loss's defaults (``loss_defaults``).
+    """
+
+    name: ClassVar[str]
+    needs_views: ClassVar[bool] = False
+    min_batch: ClassVar[int] = 1
+
+    def __init__(self, num_samples: int) -> None:
+        super().__init__()
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.num_samples = num_samples
+        self.gather: FeatureGather = SINGLE_PROCESS
+
+    def forward(
+        self,
+        image_emb: Tensor,
+        text_emb: Tensor,
+        index: Tensor,
+        *,
+        epoch: int = 0,
+        image_aug_emb: Tensor | None = None,
+        text_aug_emb: Tensor | None = None,
+    ) -> LossOutput:
+        """Check the inputs, gather them, and :meth:`compute` the loss (see the module)."""
+        views = (image_emb, text_emb, image_aug_emb, text_aug_emb)
+        if self.needs_views and (image_aug_emb is None or text_aug_emb is None):
+            raise ValueError(
+                f"{self.name} needs the augmented views image_aug_emb and text_aug_emb"
+            )
+        shapes = {tuple(v.shape) for v in views if v is not None}
+        if len(shapes) != 1 or len(image_emb.shape) != 2:
+            raise ValueError(
+                f"{self.name}: the embeddings must share one shape (B, d), got {shapes}"
+            )
+        if index.shape != image_emb.shape[:1]:
+            raise ValueError(
+                f"{self.name}: index must have shape (B,) = ({image_emb.shape[0]},), "
+                f"got {tuple(index.shape)}"
+            )
+        batch = PairBatch(
+            image=self.gather(image_emb),
+            text=self.gather(text_emb),
+            index=self.gather(index),
+            epoch=epoch,
+            image_aug=None if image_aug_emb is None else self.gather(image_aug_emb),
+            text_aug=None if text_aug_emb is None else self.gather(text_aug_emb),
+            local_rows=self.gather.local_rows(image_emb.shape[0]),
+        )
+        if batch.size < self.min_batch:
+            raise ValueError(
+                f"{self.name} needs batches of at least {self.min_batch} pairs (in-batch negatives)"
+            )
+        return self.compute(batch)
+
+    @abstractmethod
+    def compute(self, batch: PairBatch) -> LossOutput:
+        """The loss of ``batch``; updates the per-sample state of ``batch.index``."""
+
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        """Parameter groups with settings of their own (e.g. a lower lr); the loss's other
+        parameters join the optimizer at weight decay 0. None by default."""
+        return []
+
+    def sample_state(self) -> dict[str, Tensor]:
+        """The per-sample state: each persistent buffer by its ``state_dict`` name, last
+        dimension ``num_samples``."""
+        persistent = self.state_dict(keep_vars=True)
+        return {name: b for name, b in self.named_buffers() if name in persistent}
