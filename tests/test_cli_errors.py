@@ -124,6 +124,10 @@ CONFIG_CASES = {
         BASE + "lr = [0.1, 0.001]\n",
         ["search.lr", "above"],
     ),
+    "old-trial-momentum": (
+        BASE.replace("batch_size = 16", "batch_size = 16\nmomentum = 0.9"),
+        ["trial.momentum", "[search] optimizer_momentum"],
+    ),
     "unknown-metric": (
         BASE.replace('metric = "r_mean"', 'metric = "recall"'),
         ["study.metric", "'recall'"],
