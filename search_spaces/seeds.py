@@ -5,7 +5,8 @@ optimizers: CLIP's cross-entropy gradients scale like 1/tau while the SogCLR-fam
 surrogates are tau-scaled, so SGD's good lr moves by orders of magnitude between losses
 (reference/losses.md §3.7); Adam-type updates are scale-invariant. Lion's are sign updates,
 so its authors advise an lr 3-10x smaller and a weight decay 3-10x larger than AdamW's:
-Lion's ranges are AdamW's scaled so (its decay multiplies lr, so lr * wd stays comparable).
+Lion's ranges are AdamW's scaled so (each step decays weights by lr * wd, which the larger
+decay keeps comparable to AdamW's).
 
 Every optimizer gets one knob of its own besides lr and weight decay, the horizon of its
 gradient averaging, searched as ``optimizer_<knob>`` (trainables/config.py): SGD momentum
