@@ -30,7 +30,16 @@ from trainables.model_config import ModelConfig
 
 METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
 RENAMED = {("study", "num_samples"): "trials_per_cell"}  # (section, old key) -> new key
-SEARCHED_TRIAL_FIELDS = ("loss", "optimizer", "lr", "weight_decay", "loss_params", "epochs")
+SEARCHED_TRIAL_FIELDS = (
+    "loss",
+    "optimizer",
+    "optimizer_params",
+    "lr",
+    "weight_decay",
+    "loss_params",
+    "epochs",
+)
+MOVED_TO_SEARCH = {"momentum": "optimizer_momentum"}  # old [trial] key -> its searched name
 
 
 @dataclass(frozen=True)
@@ -230,11 +239,11 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     data = dataclasses.replace(data, dir=str(Path(data.dir).resolve()))  # trials run elsewhere
     model = _build(ModelConfig, "model", raw.get("model", {}))
     trial_values = raw.get("trial", {})
-    searched = sorted(set(trial_values) & set(SEARCHED_TRIAL_FIELDS))
+    searched = sorted(set(trial_values) & {*SEARCHED_TRIAL_FIELDS, *MOVED_TO_SEARCH})
     if searched:
         raise UsageError(
             f"trial.{searched[0]} is set by the search space; fix it with "
-            f"[search] {searched[0]} = ... instead"
+            f"[search] {MOVED_TO_SEARCH.get(searched[0], searched[0])} = ... instead"
         )
     trial = _build(
         TrialConfig, "trial", trial_values, data=data, model=model, epochs=scheduler.max_epochs

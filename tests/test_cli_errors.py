@@ -124,6 +124,15 @@ CONFIG_CASES = {
         BASE + "lr = [0.1, 0.001]\n",
         ["search.lr", "above"],
     ),
+    "old-trial-momentum": (
+        BASE.replace("batch_size = 16", "batch_size = 16\nmomentum = 0.9"),
+        ["trial.momentum", "[search] optimizer_momentum"],
+    ),
+    "optimizer-knob-out-of-range": (
+        BASE.replace('space = "demo"', 'space = "seeds"')
+        + 'cells = ["clip:lion"]\noptimizer_beta2 = 1.5\n',
+        ["invalid trial", "optimizer 'lion': beta2 must be a number in [0, 1), got 1.5"],
+    ),
     "unknown-metric": (
         BASE.replace('metric = "r_mean"', 'metric = "recall"'),
         ["study.metric", "'recall'"],

@@ -1,12 +1,14 @@
-"""Optimizers by name and their decay / no-decay parameter groups."""
+"""Optimizers by name, their knobs and their decay / no-decay parameter groups."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from lion_pytorch import Lion
 
 from trainables.checkpoint import STATE_FILE
 from trainables.config import DataPaths, TrialConfig
@@ -84,6 +86,110 @@ def test_adamw_groups_carry_their_decay():
     assert all(g["lr"] == 2e-3 for g in optimizer.param_groups)
 
 
+# Each optimizer's knobs and their defaults (reference/losses.md §2.4 and §8: the reference
+# code's settings where it passes them, else the package's defaults).
+DEFAULTS = {
+    "sgd_nesterov": {"momentum": 0.9},
+    "adamw": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+    "adamp": {
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "delta": 0.1,
+        "wd_ratio": 0.01,
+        "nesterov": True,
+    },
+    "sgdp": {"momentum": 0.9, "delta": 0.1, "wd_ratio": 0.1, "nesterov": True},
+    "lion": {"beta1": 0.9, "beta2": 0.99},
+    "lamb": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-6, "max_grad_norm": 1.0},
+    "radam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+}
+BETA_INDEX = {"beta1": 0, "beta2": 1}
+
+
+def group_value(group: dict, knob: str):
+    """The value of ``knob`` as the torch optimizer holds it in a parameter group."""
+    return group["betas"][BETA_INDEX[knob]] if knob in BETA_INDEX else group[knob]
+
+
+def layer_optimizer(name: str, **knobs) -> torch.optim.Optimizer:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    return build_optimizer(name, layer.named_parameters(), lr=1e-3, weight_decay=0.1, knobs=knobs)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_optimizer_without_knobs_set_gets_the_reference_defaults(name):
+    assert set(DEFAULTS) == set(OPTIMIZERS)
+    knobs = OPTIMIZERS[name].knobs
+    assert {key: knob.default for key, knob in knobs.items()} == DEFAULTS[name]
+    assert all(knob.doc for knob in knobs.values())
+    for group in layer_optimizer(name).param_groups:
+        assert {key: group_value(group, key) for key in knobs} == DEFAULTS[name]
+
+
+def valid_values(knob) -> list:
+    """A value between the lower end and the default, and every closed finite end."""
+    if isinstance(knob.default, bool):
+        return [not knob.default]
+    ends = [knob.low] * (not knob.low_open) + [knob.high] * (not knob.high_open)
+    return [(knob.low + knob.default) / 2, *ends]
+
+
+@pytest.mark.parametrize(
+    ("name", "key"), [(name, key) for name, spec in OPTIMIZERS.items() for key in spec.knobs]
+)
+def test_a_set_knob_reaches_every_param_group_and_leaves_the_others(name, key):
+    """Also: the package accepts each closed end of the range a knob declares."""
+    for value in valid_values(OPTIMIZERS[name].knobs[key]):
+        for group in layer_optimizer(name, **{key: value}).param_groups:
+            assert group_value(group, key) == value
+            others = {k: group_value(group, k) for k in DEFAULTS[name] if k != key}
+            assert others == {k: v for k, v in DEFAULTS[name].items() if k != key}
+
+
+@pytest.mark.parametrize("beta2", [0.9, 0.95])
+def test_lion_updates_its_momentum_with_the_beta2_set(beta2):
+    """From zero momentum one Lion step leaves m = (1 - beta2) g: the update uses the value."""
+    optimizer = layer_optimizer("lion", beta2=beta2)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for param in params:
+        param.grad = torch.linspace(-1.0, 1.0, param.numel()).reshape(param.shape)
+    optimizer.step()
+    for param in params:
+        torch.testing.assert_close(optimizer.state[param]["exp_avg"], (1 - beta2) * param.grad)
+
+
+@pytest.mark.parametrize(
+    ("name", "knobs", "message"),
+    [
+        (
+            "adamw",
+            {"momentum": 0.9},
+            "optimizer 'adamw' has no parameter 'momentum'; its parameters are beta1, beta2, eps",
+        ),
+        ("lion", {"eps": 1e-8}, "optimizer 'lion' has no parameter 'eps'; its parameters are "),
+        ("lion", {"beta2": 1.0}, "optimizer 'lion': beta2 must be a number in [0, 1), got 1.0"),
+        ("adamw", {"beta1": -0.1}, "optimizer 'adamw': beta1 must be a number in [0, 1), got -0.1"),
+        ("adamw", {"beta2": True}, "optimizer 'adamw': beta2 must be a number in [0, 1), got True"),
+        ("radam", {"beta2": "0.99"}, "optimizer 'radam': beta2 must be a number in [0, 1), got '"),
+        ("adamw", {"eps": 0}, "optimizer 'adamw': eps must be a number in (0, inf), got 0"),
+        (
+            "sgd_nesterov",
+            {"momentum": 0.0},
+            "optimizer 'sgd_nesterov': momentum must be a number in (0, 1), got 0.0",
+        ),
+        ("adamp", {"wd_ratio": 1.5}, "optimizer 'adamp': wd_ratio must be a number in [0, 1], "),
+        ("sgdp", {"nesterov": 1}, "optimizer 'sgdp': nesterov must be true or false, got 1"),
+    ],
+)
+def test_unknown_or_invalid_knobs_are_one_line_value_errors(name, knobs, message):
+    with pytest.raises(ValueError) as caught:
+        layer_optimizer(name, **knobs)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
 def test_unknown_optimizer_is_a_value_error():
     model = tiny_model()
     with pytest.raises(ValueError, match=r"unknown optimizer 'adam'.*adamw.*lamb.*radam"):
@@ -135,6 +241,33 @@ def test_one_step_in_a_trial_changes_the_parameters(name, tiny_dataset, tmp_path
         assert all("momentum" in key for s in optimizer_state.values() for key in s)
     else:
         assert all(s for s in optimizer_state.values()), "every parameter has moment state"
+
+
+def test_a_searched_lion_beta2_reaches_the_optimizer_of_a_one_epoch_trial(tiny_dataset):
+    base = TrialConfig(
+        data=DataPaths(str(tiny_dataset)),
+        model=TINY_MODEL,
+        epochs=1,
+        batch_size=32,
+        eval_batch_size=128,
+    )
+    searched = {"optimizer": "lion", "lr": 1e-4, "optimizer_beta2": 0.95}
+    cfg = base.with_params({**searched, "learnable_temperature": True})
+    assert dict(cfg.optimizer_params) == {"beta2": 0.95}
+    optimizer = build_state(cfg, load_trial_data(cfg)).optimizer
+    assert isinstance(optimizer, Lion)
+    assert [g["betas"] for g in optimizer.param_groups] == [(0.9, 0.95)] * 3  # + the loss's group
+    reports = []
+
+    def keep(metrics, checkpoint_dir: Path) -> None:
+        saved = torch.load(checkpoint_dir / STATE_FILE, weights_only=False)["optimizer"]
+        reports.append((metrics, saved))
+
+    run_trial(cfg, keep)
+    [(metrics, saved)] = reports
+    assert metrics["epoch"] == 1 and math.isfinite(metrics["train_loss"])
+    assert {tuple(g["betas"]) for g in saved["param_groups"]} == {(0.9, 0.95)}
+    assert saved["state"], "the optimizer took no step"
 
 
 class _LossWithGroups(torch.nn.Module):

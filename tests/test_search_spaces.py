@@ -196,6 +196,32 @@ def test_bad_overrides_raise_override_error(overrides, pattern):
         SearchSpace("demo", overrides).validate()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (
+            {"optimizer_beta3": 0.9},
+            r"search.optimizer_beta3: space 'seeds' has no such parameter .*"
+            r"did you mean 'optimizer_beta2'",
+        ),
+        (
+            {"optimizer_momentum": 0.9},  # SGD's knob; the study has Lion only
+            r"search.optimizer_momentum: space 'seeds' has no such parameter",
+        ),
+        ({"optimizer_beta2": [1.1, 1.2]}, r"search.optimizer_beta2: \[1.1, 1.2\] does not overlap"),
+        ({"optimizer_beta2": "high"}, r"search.optimizer_beta2: expected a number"),
+    ],
+)
+def test_bad_optimizer_knob_overrides_raise_override_error(overrides, pattern):
+    with pytest.raises(OverrideError, match=pattern):
+        SearchSpace("seeds", {"cells": ["clip:lion"], **overrides}).validate()
+
+
+def test_the_demo_space_searches_no_optimizer_knob():
+    with pytest.raises(OverrideError, match=r"search.optimizer_beta2: space 'demo' has no such"):
+        SearchSpace("demo", {"optimizer_beta2": 0.98}).validate()
+
+
 def test_non_log_parameter_accepts_zero_low():
     space = SearchSpace("demo", {"gamma": [0.0, 0.5], "loss": "sogclr"})
     assert "gamma" in space.validate()

@@ -2,6 +2,11 @@
 
 A sweep builds one base :class:`TrialConfig` from the study file and lets each trial override
 the searched fields with :meth:`TrialConfig.with_params` (a flat dict as Ray Tune passes it).
+A searched key names a field of :class:`TrialConfig` (``lr``), a knob of the trial's optimizer
+with the prefix ``optimizer_`` (``optimizer_beta2`` -> ``optimizer_params["beta2"]``; the
+knobs are declared in :data:`trainables.optim.OPTIMIZERS`), or else a parameter of its loss
+(``temperature`` -> ``loss_params["temperature"]``). No loss parameter starts with the prefix,
+so the two kinds cannot collide (an AdamW ``eps`` is ``optimizer_eps``, SogCLR's is ``eps``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import torch
 
 from trainables.losses import LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
-from trainables.optim import OPTIMIZERS
+from trainables.optim import check_optimizer_params
 from trainables.views import VIEW_MODES
+
+OPTIMIZER_PREFIX = "optimizer_"  # a searched key optimizer_<knob> sets optimizer_params[<knob>]
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,9 @@ class TrialConfig:
     loss: str = "clip"
     loss_params: Mapping[str, float] = field(default_factory=dict)
     optimizer: str = "adamw"
+    optimizer_params: Mapping[str, float | bool] = field(default_factory=dict)  # its knobs
     lr: float = 1e-3
     weight_decay: float = 0.02
-    momentum: float = 0.9
     epochs: int = 4
     batch_size: int = 64
     warmup_fraction: float = 0.1
@@ -76,10 +83,7 @@ class TrialConfig:
             raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
+        check_optimizer_params(self.optimizer, self.optimizer_params)
         unknown = sorted(set(self.loss_params) - set(loss_defaults(self.loss)))
         if unknown:
             raise ValueError(
@@ -95,8 +99,8 @@ class TrialConfig:
         for name in ("warmup_fraction", "min_lr_ratio", "max_bad_image_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"trial.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.weight_decay < 0 or self.momentum < 0 or self.num_workers < 0:
-            raise ValueError("trial.weight_decay, momentum and num_workers must be >= 0")
+        if self.weight_decay < 0 or self.num_workers < 0:
+            raise ValueError("trial.weight_decay and num_workers must be >= 0")
 
     def loss_kwargs(self) -> dict[str, Any]:
         """Hyperparameters for ``build_loss``: ``loss_params`` plus, for a loss with a network
@@ -115,20 +119,31 @@ class TrialConfig:
     def with_params(self, params: Mapping[str, Any]) -> TrialConfig:
         """A copy with searched parameters applied.
 
-        Keys naming a field of this class replace it; ``cell`` ("loss:optimizer", the pair a
-        search space drew, which it also passes as ``loss`` and ``optimizer``) is skipped; any
-        other key is a parameter of the (possibly new) loss and goes into ``loss_params``.
+        ``cell`` ("loss:optimizer", the pair a search space drew, which it also passes as
+        ``loss`` and ``optimizer``) is skipped; a key ``optimizer_<knob>`` is a knob of the
+        (possibly new) optimizer and goes into ``optimizer_params``; other keys naming a field
+        of this class replace it; any other key is a parameter of the (possibly new) loss and
+        goes into ``loss_params``. Both dicts are replaced, not merged (the loss and optimizer
+        may change with the parameters).
         """
         fields = {f.name for f in dataclasses.fields(self)} - {"data", "model", "loss_params"}
-        params = {k: v for k, v in params.items() if k != "cell"}
-        direct = {k: v for k, v in params.items() if k in fields}
-        loss_params = {k: v for k, v in params.items() if k not in fields}
-        return dataclasses.replace(self, **direct, loss_params=loss_params)
+        direct, loss_params, optimizer_params = {}, {}, {}
+        for key, value in params.items():
+            if key.startswith(OPTIMIZER_PREFIX):
+                optimizer_params[key.removeprefix(OPTIMIZER_PREFIX)] = value
+            elif key in fields:
+                direct[key] = value
+            elif key != "cell":
+                loss_params[key] = value
+        return dataclasses.replace(
+            self, **direct, loss_params=loss_params, optimizer_params=optimizer_params
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view (nested dicts)."""
         out = dataclasses.asdict(self)
         out["loss_params"] = dict(self.loss_params)
+        out["optimizer_params"] = dict(self.optimizer_params)
         return out
 
     @classmethod

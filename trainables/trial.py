@@ -73,7 +73,7 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         model.named_parameters(),
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
-        momentum=cfg.momentum,
+        knobs=cfg.optimizer_params,
         extra_groups=loss_parameter_groups(loss_fn, cfg.lr),
     )
     steps_per_epoch = len(data.train) // cfg.batch_size
