@@ -14,6 +14,7 @@ pairs become one categorical parameter ``cell``).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ class CellsFound(Exception):
 class Knobs:
     """Wraps an ``optuna.Trial``; every suggestion passes through the overrides."""
 
-    def __init__(self, trial: optuna.Trial, overrides: Mapping[str, Override]) -> None:
+    def __init__(self, trial: optuna.trial.BaseTrial, overrides: Mapping[str, Override]) -> None:
         self.trial = trial
         self.overrides = overrides
         self.used: set[str] = set()
@@ -105,7 +106,9 @@ class Knobs:
         """A uniform parameter in [low, high]."""
         return self._float(name, low, high, log=False)
 
-    def _float(self, name: str, low: float, high: float, *, log: bool) -> float:
+    def _float(
+        self, name: str, low: builtins.float, high: builtins.float, *, log: bool
+    ) -> builtins.float:
         self.used.add(name)
         if name in self.overrides:
             low, high = _narrowed(name, self.overrides[name], low, high, log=log)
@@ -161,7 +164,7 @@ class CellsProbe(Knobs):
     with the cells the overrides allow (no trial needed)."""
 
     def __init__(self, overrides: Mapping[str, Override]) -> None:
-        super().__init__(trial=None, overrides=overrides)
+        super().__init__(trial=optuna.trial.FixedTrial({}), overrides=overrides)  # never asked
 
     def cell(self, losses: Sequence[str], optimizers: Sequence[str]) -> tuple[str, str]:
         raise CellsFound(self.allowed_cells(losses, optimizers))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from trainables.losses import ContrastiveLoss
+from trainables.model import BimodalModel
 
 STATE_FILE = "state.pt"
 
@@ -23,7 +24,7 @@ STATE_FILE = "state.pt"
 class TrainingState:
     """The mutable objects of a running trial."""
 
-    model: torch.nn.Module
+    model: BimodalModel
     loss_fn: ContrastiveLoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler

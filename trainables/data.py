@@ -177,7 +177,7 @@ def list_image_folder(root: str | Path) -> list[tuple[str, int]]:
     if not class_dirs:
         found = "images but no class folders" if any(map(_is_image, root.iterdir())) else "nothing"
         raise DataError(f"{what} {root}: found {found} ({fix})")
-    items = []
+    items: list[tuple[str, int]] = []
     for label, class_dir in enumerate(class_dirs):
         images = sorted(p for p in class_dir.rglob("*") if _is_image(p))
         if not images:

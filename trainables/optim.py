@@ -46,7 +46,8 @@ ParamGroups = list[dict]
 
 def parameter_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float):
     """Split trainable parameters into a decay group and a no-decay group (1-D tensors)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, param in named_parameters:
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
@@ -157,7 +158,8 @@ class OptimizerSpec:
     def kwargs(self, values: Mapping[str, KnobValue]) -> dict[str, Any]:
         """Keyword arguments for ``cls``: ``fixed`` and every knob (``values``, else its
         default), with ``beta1`` and ``beta2`` packed into ``betas``."""
-        kwargs = {key: knob.default for key, knob in self.knobs.items()} | dict(values)
+        kwargs: dict[str, Any] = {key: knob.default for key, knob in self.knobs.items()}
+        kwargs |= values
         if "beta1" in kwargs:
             kwargs["betas"] = (kwargs.pop("beta1"), kwargs.pop("beta2"))
         return {**self.fixed, **kwargs}

@@ -58,11 +58,17 @@ class CaptionTokenizer:
 
     @property
     def pad_id(self) -> int:
-        return self._tokenizer.token_to_id("[PAD]")
+        pad = self._tokenizer.token_to_id("[PAD]")
+        if pad is None:
+            raise ValueError("the tokenizer has no [PAD] token; build it with from_texts")
+        return pad
 
     @property
     def max_length(self) -> int:
-        return self._tokenizer.truncation["max_length"]
+        truncation = self._tokenizer.truncation
+        if truncation is None:
+            raise ValueError("the tokenizer has no truncation length; build it with from_texts")
+        return truncation["max_length"]
 
     def token_to_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)

@@ -60,6 +60,11 @@ class _TermEstimators(nn.Module):
     the coefficients precomputed for γ (from epoch 1 on) and γ = 1 (epoch 0: u_k = g_k).
     """
 
+    u: Tensor
+    b: Tensor
+    mix: Tensor
+    carry: Tensor
+
     def __init__(self, num_arrays: int, terms_per_array: int, num_samples: int, gamma: float):
         super().__init__()
         self.terms_per_array = terms_per_array
@@ -121,6 +126,7 @@ class _AugmentedGCL(ContrastiveLoss):
     intra-modal terms.
     """
 
+    _lambda: Tensor
     needs_views = True
     min_batch = 2
 

@@ -78,6 +78,9 @@ class RGCLEstimator(GCLEstimator):
     at 0). ``negatives_only`` as in ``GCLEstimator``.
     """
 
+    tau: Tensor
+    m: Tensor
+
     def __init__(
         self, num_samples: int, eps: float, tau_init: float, *, negatives_only: bool = True
     ) -> None:

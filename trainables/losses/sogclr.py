@@ -66,6 +66,9 @@ class GCLEstimator(nn.Module):
     that shape: k independent estimators updated by one set of tensor operations.
     """
 
+    u: Tensor
+    b: Tensor
+
     def __init__(
         self,
         num_samples: int,
