@@ -69,6 +69,26 @@ def surrogate_loss(sims: Tensor, coeff: Tensor) -> Tensor:
     return (coeff * sims).sum() / (batch_size * (batch_size - 1))
 
 
+@torch.no_grad()
+def rgcl_output(loss: Tensor, tau: Tensor, log_mean: Tensor, rho: float) -> LossOutput:
+    """The RGCL family's result: ``loss``, the objective estimate (1/B) Σ_i [τ_i(log u^I_i +
+    b^I_i + ρ) + τ'_i(log u^T_i + b^T_i + ρ)] with its two halves ``image_to_text`` and
+    ``text_to_image``, and the batch's mean τ per direction (``tau_image``, ``tau_text``).
+    ``tau`` and ``log_mean`` are (2, B), image anchors in row 0. (``loss`` keeps its graph.)"""
+    objective = (tau * (log_mean + rho)).mean(dim=1)  # per direction
+    mean_tau = tau.mean(dim=1)
+    return LossOutput(
+        loss=loss,
+        objective=objective.sum(),
+        terms={
+            "image_to_text": objective[0],
+            "text_to_image": objective[1],
+            "tau_image": mean_tau[0],
+            "tau_text": mean_tau[1],
+        },
+    )
+
+
 class RGCLEstimator(GCLEstimator):
     """A two-direction ``GCLEstimator`` (row 0: image anchors, row 1: text anchors) plus the
     per-sample temperature state.
@@ -230,15 +250,4 @@ class ISogCLRLoss(ContrastiveLoss):
             tau_min=self.tau_min,
             tau_max=self.tau_max,
         )
-        objective = (tau * (step.log_mean + self.rho)).mean(dim=1)  # per direction
-        mean_tau = tau.mean(dim=1)
-        return LossOutput(
-            loss=surrogate_loss(sims, step.coeff),
-            objective=objective.sum(),
-            terms={
-                "image_to_text": objective[0],
-                "text_to_image": objective[1],
-                "tau_image": mean_tau[0],
-                "tau_text": mean_tau[1],
-            },
-        )
+        return rgcl_output(surrogate_loss(sims, step.coeff), tau, step.log_mean, self.rho)

@@ -4,7 +4,7 @@ import torch
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
-from .isogclr import check_common, rgcl_step, surrogate_loss
+from .isogclr import check_common, rgcl_output, rgcl_step, surrogate_loss
 from .sogclr import GCLEstimator
 from .temp_generator import TempGenerator
 
@@ -103,19 +103,8 @@ class ISogCLRTempNetLoss(ContrastiveLoss):
         step = rgcl_step(sims, tau, self.state, batch.index, gamma=gamma, rho=self.rho)
         # mean_i sg(G_i)·τ_i + mean_i sg(G'_i)·τ'_i
         temperature_term = (step.grad * tau).sum() / tau.shape[1]
-        with torch.no_grad():
-            objective = (tau * (step.log_mean + self.rho)).mean(dim=1)  # per direction
-            mean_tau = tau.mean(dim=1)
-        return LossOutput(
-            loss=surrogate_loss(sims, step.coeff) + temperature_term,
-            objective=objective.sum(),
-            terms={
-                "image_to_text": objective[0],
-                "text_to_image": objective[1],
-                "tau_image": mean_tau[0],
-                "tau_text": mean_tau[1],
-            },
-        )
+        loss = surrogate_loss(sims, step.coeff) + temperature_term
+        return rgcl_output(loss, tau, step.log_mean, self.rho)
 
 
 def _positive_int(name: str, value: float) -> int:
