@@ -5,13 +5,16 @@ import torch
 
 from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from trainables.losses import build_loss
+from trainables.precision import MixedPrecision
 
 
 def _state(num_samples: int) -> TrainingState:
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return TrainingState(model, build_loss("sogclr", num_samples=num_samples), optimizer, scheduler)
+    loss_fn = build_loss("sogclr", num_samples=num_samples)
+    precision = MixedPrecision("fp32", torch.device("cpu"))
+    return TrainingState(model, loss_fn, optimizer, scheduler, precision)
 
 
 def test_a_checkpoint_restores_the_loss_state(tmp_path):

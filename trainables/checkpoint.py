@@ -1,8 +1,8 @@
 """Trial checkpoints: everything needed to continue a trial exactly where it stopped.
 
 One file ``state.pt`` per checkpoint directory holding the completed epoch count, the model,
-optimizer, LR schedule and loss state dicts (the loss's per-sample buffers u, b, tau ...) and
-the RNG states of torch (CPU and CUDA), numpy and Python.
+optimizer, LR schedule, fp16 gradient scaler and loss state dicts (the loss's per-sample
+buffers u, b, tau ...) and the RNG states of torch (CPU and CUDA), numpy and Python.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from trainables.losses import ContrastiveLoss
 from trainables.model import BimodalModel
+from trainables.precision import MixedPrecision
 
 STATE_FILE = "state.pt"
 
@@ -28,6 +29,7 @@ class TrainingState:
     loss_fn: ContrastiveLoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: MixedPrecision
 
 
 def save_checkpoint(directory: Path, state: TrainingState, epochs_done: int) -> Path:
@@ -39,6 +41,7 @@ def save_checkpoint(directory: Path, state: TrainingState, epochs_done: int) -> 
         "loss": state.loss_fn.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
+        "grad_scaler": state.precision.scaler.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
             "numpy": np.random.get_state(),
@@ -59,6 +62,7 @@ def load_checkpoint(directory: Path, state: TrainingState, device: torch.device)
     state.loss_fn.load_state_dict(payload["loss"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.scheduler.load_state_dict(payload["scheduler"])
+    state.precision.scaler.load_state_dict(payload["grad_scaler"])
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])

@@ -22,6 +22,7 @@ import torch
 from trainables.losses import LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import check_optimizer_params
+from trainables.precision import PRECISIONS
 from trainables.views import VIEW_MODES
 
 OPTIMIZER_PREFIX = "optimizer_"  # a searched key optimizer_<knob> sets optimizer_params[<knob>]
@@ -73,11 +74,16 @@ class TrialConfig:
     eval_batch_size: int = 256
     device: str = "auto"  # "auto" = cuda when Ray (or the machine) gives this trial a GPU
     view_mode: str = "batch"  # augmented image views: one operation per "batch" or "sample"
+    precision: str = "fp32"  # towers under autocast: "fp32" (off), "bf16" or "fp16"
 
     def __post_init__(self) -> None:
         if self.view_mode not in VIEW_MODES:
             raise ValueError(
                 f"trial.view_mode must be one of {', '.join(VIEW_MODES)}, got {self.view_mode!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"trial.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")

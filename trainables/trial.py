@@ -24,6 +24,7 @@ from trainables.evaluation import evaluate
 from trainables.losses import build_loss
 from trainables.model import BimodalModel
 from trainables.optim import build_optimizer, loss_parameter_groups
+from trainables.precision import MixedPrecision
 from trainables.schedule import warmup_cosine
 from trainables.trial_data import TrialData, load_trial_data
 from trainables.views import ImageViews, text_views
@@ -84,7 +85,9 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         total_steps=total,
         min_ratio=cfg.min_lr_ratio,
     )
-    return TrainingState(model, loss_fn, optimizer, scheduler)
+    return TrainingState(
+        model, loss_fn, optimizer, scheduler, MixedPrecision(cfg.precision, device)
+    )
 
 
 class ViewMaker:
@@ -129,14 +132,13 @@ def _train_one_epoch(
         ids, mask = data.tokenizer(batch["caption"])
         start = time.perf_counter()
         data_time += start - tick
-        image_emb = state.model.encode_image(batch["image"].to(device, non_blocking=True))
-        text_emb = state.model.encode_text(ids.to(device), mask.to(device))
-        augmented = views.embed(state.model, batch, epoch, step) if views else {}
+        with state.precision.autocast():
+            image_emb = state.model.encode_image(batch["image"].to(device, non_blocking=True))
+            text_emb = state.model.encode_text(ids.to(device), mask.to(device))
+            augmented = views.embed(state.model, batch, epoch, step) if views else {}
         index = batch["index"].to(device)
         output = state.loss_fn(image_emb, text_emb, index, epoch=epoch, **augmented)
-        state.optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        state.optimizer.step()
+        state.precision.step(output.loss, state.optimizer)
         state.scheduler.step()
         objective_sum += output.objective
         batches += 1

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
+import torch
 from torch import Tensor, nn
 
 
@@ -153,12 +154,12 @@ class ContrastiveLoss(nn.Module, ABC):
                 f"got {tuple(index.shape)}"
             )
         batch = PairBatch(
-            image=self.gather(image_emb),
-            text=self.gather(text_emb),
+            image=self._global(image_emb),
+            text=self._global(text_emb),
             index=self.gather(index),
             epoch=epoch,
-            image_aug=None if image_aug_emb is None else self.gather(image_aug_emb),
-            text_aug=None if text_aug_emb is None else self.gather(text_aug_emb),
+            image_aug=None if image_aug_emb is None else self._global(image_aug_emb),
+            text_aug=None if text_aug_emb is None else self._global(text_aug_emb),
             local_rows=self.gather.local_rows(image_emb.shape[0]),
         )
         if batch.size < self.min_batch:
@@ -166,6 +167,13 @@ class ContrastiveLoss(nn.Module, ABC):
                 f"{self.name} needs batches of at least {self.min_batch} pairs (in-batch negatives)"
             )
         return self.compute(batch)
+
+    def _global(self, embeddings: Tensor) -> Tensor:
+        """The gathered embeddings, half precision (from autocast towers) promoted to float32:
+        the loss math runs in float32 (or float64) whatever the towers' precision."""
+        if embeddings.dtype in (torch.float16, torch.bfloat16):
+            embeddings = embeddings.float()
+        return self.gather(embeddings)
 
     @abstractmethod
     def compute(self, batch: PairBatch) -> LossOutput:
