@@ -152,10 +152,12 @@ def run_sweep(
             shutil.rmtree(cfg.run_dir, ignore_errors=True)
         raise
     results = tuner.fit()
-    studies = load_cell_studies(_storage(cfg), cfg.study.name)
+    storage = _storage(cfg)
+    studies = load_cell_studies(storage, cfg.study.name)
     stopped = interrupted(results, cfg.num_trials)
     if not stopped:
         for study in studies.values():
-            fail_orphans(study, "no Ray trial finished this trial (the sweep was interrupted)")
+            reason = "no Ray trial finished this trial (the sweep was interrupted)"
+            fail_orphans(storage, study, reason)
     write_trials(trials_table(results, studies), cfg.run_dir / "trials.parquet")
     return SweepOutcome(cfg.run_dir, summarize(studies, cfg.cells), stopped)
