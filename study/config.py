@@ -26,9 +26,9 @@ from study.errors import UsageError
 from study.storage import default_storage_url
 from trainables.config import DataPaths, TrialConfig
 from trainables.losses import build_loss
+from trainables.metric_names import METRIC_MODES
 from trainables.model_config import ModelConfig
 
-METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
 RENAMED = {("study", "num_samples"): "trials_per_cell"}  # (section, old key) -> new key
 SEARCHED_TRIAL_FIELDS = ("loss", "optimizer", "lr", "weight_decay", "loss_params", "epochs")
 
