@@ -245,6 +245,13 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
             f"study.metric {cfg.study.metric!r} is not a reported metric; "
             f"choose one of {', '.join(METRIC_MODES)}"
         )
+    expected = METRIC_MODES[cfg.study.metric]
+    if cfg.study.mode != expected:
+        raise UsageError(
+            f"study.mode {cfg.study.mode!r} does not fit study.metric {cfg.study.metric!r}, "
+            f"which is better {'higher' if expected == 'max' else 'lower'}; "
+            f"set study.mode = {expected!r}"
+        )
     try:
         cfg.space.validate()
     except OverrideError as exc:
