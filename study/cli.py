@@ -173,7 +173,7 @@ DEMO_SEEDS = 6  # the fewest seeds at which a single exact Wilcoxon test can giv
 def _demo(data_dir: Path) -> int:
     """Sweep, confirm the best config of every cell with common seeds, report."""
     from study.config import load_config
-    from study.report import write_report
+    from study.report_command import write_report
 
     if not (data_dir / "train.json").is_file():
         _synth(data_dir)
@@ -195,7 +195,7 @@ def run(argv: list[str]) -> int:
     if args.command == "sweep":
         return _sweep(_resolve_sweep_config(args), resume=args.resume, address=args.address)
     if args.command == "report":
-        from study.report import write_report
+        from study.report_command import write_report
 
         path = write_report(load_run_dir(args.run_dir), baseline=args.baseline)
         print(f"report: {path} (and report.json; verdict and figures are in the dashboard)")

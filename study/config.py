@@ -26,9 +26,9 @@ from study.errors import UsageError
 from study.storage import default_storage_url
 from trainables.config import DataPaths, TrialConfig
 from trainables.losses import build_loss
+from trainables.metric_names import METRIC_MODES
 from trainables.model_config import ModelConfig
 
-METRIC_MODES = {"r_mean": "max", "zs_top1": "max", "train_loss": "min"}
 RENAMED = {("study", "num_samples"): "trials_per_cell"}  # (section, old key) -> new key
 SEARCHED_TRIAL_FIELDS = (
     "loss",
@@ -253,6 +253,13 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         raise UsageError(
             f"study.metric {cfg.study.metric!r} is not a reported metric; "
             f"choose one of {', '.join(METRIC_MODES)}"
+        )
+    expected = METRIC_MODES[cfg.study.metric]
+    if cfg.study.mode != expected:
+        raise UsageError(
+            f"study.mode {cfg.study.mode!r} does not fit study.metric {cfg.study.metric!r}, "
+            f"which is better {'higher' if expected == 'max' else 'lower'}; "
+            f"set study.mode = {expected!r}"
         )
     try:
         cfg.space.validate()

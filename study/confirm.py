@@ -20,10 +20,18 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from study.checks import check_data
 from study.config import StudyConfig
 from study.errors import UsageError
+from study.ray_session import (
+    can_restore,
+    experiment_dir,
+    interrupted,
+    new_tuner,
+    restored_tuner,
+    start_ray,
+)
 from study.results import METRIC_COLUMNS, epoch_rows
-from study.runner import check_data, ray_trainable, start_ray
 from study.storage import existing_storage_url, open_storage
 from study.studies import load_cell_studies
 
@@ -162,14 +170,13 @@ def run_confirmation(
     ``confirm_plan.json`` is written before training (so --resume knows the seeds), and
     ``confirm.parquet`` only once every run finished or failed.
     """
-    plan_file = cfg.run_dir / PLAN_FILE
-    experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
+    plan_file, ray_dir = cfg.run_dir / PLAN_FILE, experiment_dir(cfg, EXPERIMENT)
     if resume:
         plan = _resumed_plan(plan_file, seeds, cells)
-    elif experiment_dir.exists():
+    elif ray_dir.exists():
         raise UsageError(
             f"{cfg.run_dir} already has a confirmation; pass --resume to continue it, or "
-            f"delete {experiment_dir} and {plan_file.name} to start again"
+            f"delete {ray_dir} and {plan_file.name} to start again"
         )
     else:
         plan = _planned(cfg, seeds, cells)
@@ -179,32 +186,18 @@ def run_confirmation(
 
     from study.trainable import train_confirmation
 
-    trainable = ray_trainable(cfg, train_confirmation)
     runs = [{**params, "seed": seed} for params in plan.best.values() for seed in range(seeds)]
-    if resume and tune.Tuner.can_restore(str(experiment_dir)):
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
+    if resume and can_restore(cfg, EXPERIMENT):
+        tuner = restored_tuner(cfg, EXPERIMENT, train_confirmation)
     else:
         (cfg.run_dir / "confirm.parquet").unlink(missing_ok=True)  # never mixed with new runs
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"params": tune.grid_search(runs)},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=cfg.resources.max_concurrent,
-                reuse_actors=cfg.resources.reuse_actors,
-            ),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT,
-                storage_path=str(cfg.run_dir / "ray"),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=0),
-                verbose=0,
-            ),
+        tuner = new_tuner(
+            cfg, EXPERIMENT, train_confirmation, param_space={"params": tune.grid_search(runs)}
         )
     record = {"configs": plan.best, "missing": plan.missing, "seeds": seeds, "failed": []}
     plan_file.write_text(json.dumps(record, indent=2))
     results = tuner.fit()
-    finished = results.num_terminated + results.num_errors
-    if finished < len(results) or len(results) < len(runs):
+    if interrupted(results, len(runs)):
         return ConfirmOutcome(plan, None, [], interrupted=True)
     failed = failed_runs(results)
     plan_file.write_text(json.dumps({**record, "failed": failed}, indent=2))

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from study.ray_optuna_adapter import asked_trial
 from study.storage import open_storage
 from study.studies import load_cell_studies
 
@@ -44,11 +45,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
         self._reported_steps: dict[str, set[int]] = {}
+        self._finished: set[str] = set()  # Ray trials whose completion was handled
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if config is not None:
-            ot_trial = self._ot_trials[trial_id]
+            ot_trial = asked_trial(self, trial_id)
             ot_trial.set_user_attr("ray_trial_id", trial_id)
             ot_trial.set_user_attr("loss", config.get("loss"))
             ot_trial.set_user_attr("optimizer", config.get("optimizer"))
@@ -59,32 +61,32 @@ class TruthfulOptunaSearch(OptunaSearch):
         """Report ``result``'s metric at step ``epoch`` once, and the epochs completed."""
         epoch = int(result["epoch"])
         steps = self._reported_steps.setdefault(trial_id, set())
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = asked_trial(self, trial_id)
         if epoch not in steps:
             ot_trial.report(float(result[self.metric]), epoch)
             steps.add(epoch)
         ot_trial.set_user_attr("epochs_completed", epoch)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self._completed_trials:
+        if trial_id not in self._finished:
             self._record(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials:
+        if trial_id in self._finished:
             return
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = asked_trial(self, trial_id)
         has_result = bool(result) and "epoch" in result
         if has_result:
             self._record(trial_id, result)
         if error:
             pass  # left RUNNING for FailureRecorder, which has the reason
         elif has_result and int(result["epoch"]) >= self._max_epochs:
-            self._ot_study.tell(ot_trial, float(result[self.metric]))
+            ot_trial.study.tell(ot_trial, float(result[self.metric]))
         else:
-            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
+            ot_trial.study.tell(ot_trial, state=TrialState.PRUNED)
+        self._finished.add(trial_id)
 
 
 def trial_dirname(trial) -> str:
@@ -101,23 +103,32 @@ class FailureRecorder(Callback):
         self.run = run
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        studies = load_cell_studies(open_storage(self.storage_url), self.run)
-        for study in studies.values():
+        storage = open_storage(self.storage_url)
+        for study in load_cell_studies(storage, self.run).values():
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
                     reason = failure_reason(Path(trial.error_file)) if trial.error_file else None
-                    fail_trial(study, frozen, reason or "the trial raised an error")
+                    fail_trial(storage, study, frozen, reason or "the trial raised an error")
 
 
-def fail_orphans(study: optuna.Study, reason: str) -> int:
-    """Tell FAIL every trial still RUNNING in ``study`` (no Ray trial will finish it)."""
+def fail_orphans(storage: optuna.storages.BaseStorage, study: optuna.Study, reason: str) -> int:
+    """Tell FAIL every trial still RUNNING in ``study`` (of ``storage``): no Ray trial will
+    finish it."""
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
-        fail_trial(study, trial, reason)
+        fail_trial(storage, study, trial, reason)
     return len(orphans)
 
 
-def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
-    """Record ``reason`` as the user attribute ``fail_reason`` and tell FAIL."""
-    optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", reason)
+def fail_trial(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    reason: str,
+) -> None:
+    """Record ``reason`` as the user attribute ``fail_reason`` of ``trial`` (a RUNNING trial
+    of ``study``, which lives in ``storage``) and tell FAIL."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
     study.tell(trial.number, state=TrialState.FAIL)

@@ -11,12 +11,12 @@ Flow: check everything (config, data, Ray address) -> create the run directory -
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
+from study.checks import check_data
 from study.config import StudyConfig, to_toml
 from study.errors import UsageError
 from study.optuna_bridge import (
@@ -27,12 +27,16 @@ from study.optuna_bridge import (
 )
 from study.per_cell import PerCellASHA, PerCellSearch
 from study.progress import ProgressPrinter
-from study.ray_env import configure_ray_env
+from study.ray_session import (
+    can_restore,
+    interrupted,
+    new_tuner,
+    restored_tuner,
+    start_ray,
+)
 from study.results import SweepSummary, summarize, trials_table, write_trials
 from study.storage import open_storage
 from study.studies import cell_study_name, load_cell_studies, overview_study
-from trainables.data import DataError
-from trainables.trial_data import load_trial_data
 
 EXPERIMENT = "sweep"
 
@@ -44,69 +48,8 @@ class SweepOutcome:
     interrupted: bool
 
 
-def check_data(cfg: StudyConfig) -> None:
-    """Read every annotation file of the study's data; UsageError on any problem."""
-    if not Path(cfg.trial.data.dir).is_dir():
-        raise UsageError(
-            f"data directory {cfg.trial.data.dir} does not exist; "
-            "create it with `clipstudy data synth DIR` or set data.dir"
-        )
-    try:
-        load_trial_data(cfg.trial)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def check_reachable(address: str, timeout_s: float = 3.0) -> None:
-    """Fail fast for a ``host:port`` nobody listens on (ray.init would retry for minutes)."""
-    if address in ("auto", "local") or "://" in address:
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
-            pass
-    except (OSError, ValueError) as exc:
-        raise UsageError(
-            f"cannot reach a Ray cluster at {address!r} ({exc}); "
-            "start one with `ray start --head` or leave out --address"
-        ) from None
-
-
-def start_ray(address: str | None) -> None:
-    """Connect to the cluster at ``address`` or start a local Ray; UsageError if unreachable."""
-    configure_ray_env()
-    if address:
-        check_reachable(address)
-    import ray
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            configure_logging=True,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"cannot reach a Ray cluster at {address!r}: {first_line}; "
-            "start one with `ray start --head` or leave out --address"
-        ) from None
-
-
 def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
     return open_storage(cfg.storage_url)
-
-
-def ray_trainable(cfg: StudyConfig, function):
-    """``function(config, base)`` with the study's base trial config and resources."""
-    from ray import tune
-
-    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(function, base=cfg.trial.to_dict()), resources)
 
 
 def _searcher(cfg: StudyConfig) -> PerCellSearch:
@@ -146,14 +89,11 @@ def _describe_run(cfg: StudyConfig) -> None:
 
 
 def _tuner(cfg: StudyConfig, resume: bool):
-    from ray import tune
-
+    """The sweep's Tuner: restored when resuming, else per-cell search and ASHA."""
     from study.trainable import train_clip
 
-    experiment_dir = cfg.run_dir / "ray" / EXPERIMENT
-    trainable = ray_trainable(cfg, train_clip)
     if resume:
-        return tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True)
+        return restored_tuner(cfg, EXPERIMENT, train_clip)
     scheduler = PerCellASHA(
         metric=cfg.study.metric,
         mode=cfg.study.mode,
@@ -162,27 +102,18 @@ def _tuner(cfg: StudyConfig, resume: bool):
         grace_period=cfg.scheduler.grace_period,
         reduction_factor=cfg.scheduler.reduction_factor,
     )
-    return tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=_searcher(cfg),
-            scheduler=scheduler,
-            num_samples=cfg.num_trials,
-            max_concurrent_trials=cfg.resources.max_concurrent,
-            reuse_actors=cfg.resources.reuse_actors,
-            trial_dirname_creator=trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=EXPERIMENT,
-            storage_path=str(cfg.run_dir / "ray"),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[
-                FailureRecorder(cfg.storage_url, cfg.study.name),
-                ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
-            ],
-            verbose=0,
-        ),
+    return new_tuner(
+        cfg,
+        EXPERIMENT,
+        train_clip,
+        callbacks=[
+            FailureRecorder(cfg.storage_url, cfg.study.name),
+            ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
+        ],
+        search_alg=_searcher(cfg),
+        scheduler=scheduler,
+        num_samples=cfg.num_trials,
+        trial_dirname_creator=trial_dirname,
     )
 
 
@@ -190,9 +121,7 @@ def check_run_dir(cfg: StudyConfig, resume: bool) -> None:
     """A new sweep needs a fresh run directory; --resume needs a Ray experiment in it."""
     run_dir = cfg.run_dir
     if resume:
-        from ray import tune
-
-        if not tune.Tuner.can_restore(str(run_dir / "ray" / EXPERIMENT)):
+        if not can_restore(cfg, EXPERIMENT):
             raise UsageError(
                 f"{run_dir} holds no Ray experiment to resume; start a new sweep without --resume"
             )
@@ -223,11 +152,12 @@ def run_sweep(
             shutil.rmtree(cfg.run_dir, ignore_errors=True)
         raise
     results = tuner.fit()
-    studies = load_cell_studies(_storage(cfg), cfg.study.name)
-    finished = results.num_terminated + results.num_errors
-    interrupted = finished < len(results) or len(results) < cfg.num_trials
-    if not interrupted:
+    storage = _storage(cfg)
+    studies = load_cell_studies(storage, cfg.study.name)
+    stopped = interrupted(results, cfg.num_trials)
+    if not stopped:
         for study in studies.values():
-            fail_orphans(study, "no Ray trial finished this trial (the sweep was interrupted)")
+            reason = "no Ray trial finished this trial (the sweep was interrupted)"
+            fail_orphans(storage, study, reason)
     write_trials(trials_table(results, studies), cfg.run_dir / "trials.parquet")
-    return SweepOutcome(cfg.run_dir, summarize(studies, cfg.cells), interrupted)
+    return SweepOutcome(cfg.run_dir, summarize(studies, cfg.cells), stopped)

@@ -137,6 +137,10 @@ CONFIG_CASES = {
         BASE.replace('metric = "r_mean"', 'metric = "recall"'),
         ["study.metric", "'recall'"],
     ),
+    "mode-against-metric": (
+        BASE.replace('metric = "r_mean"', 'metric = "train_loss"'),
+        ["study.mode 'max'", "study.metric 'train_loss'", "lower", "study.mode = 'min'"],
+    ),
     "missing-data-table": (
         BASE.replace('[data]\ndir = "DATA_DIR"\n', ""),
         ["[data]", "dir"],

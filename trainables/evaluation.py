@@ -40,7 +40,9 @@ def _text_encoder(model: BimodalModel, tokenizer: CaptionTokenizer, batch_size: 
 
 @torch.no_grad()
 def evaluate(model: BimodalModel, data: TrialData, batch_size: int) -> dict[str, float]:
-    """Retrieval (txt_r*, img_r*, r_mean) and zero-shot (zs_top*) metrics, in percent."""
+    """The retrieval and zero-shot metrics of :mod:`trainables.metric_names`
+    (``RETRIEVAL_METRICS``: txt_r*, img_r*, their means; ``ZEROSHOT_METRICS``: zs_top*), in
+    percent."""
     was_training = model.training
     model.eval()
     encode_text = _text_encoder(model, data.tokenizer, batch_size)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-RECALL_KS = (1, 5, 10)
+from trainables.metric_names import RECALL_KS, ZEROSHOT_KS
 
 
 def retrieval_metrics(
@@ -41,7 +41,7 @@ def retrieval_metrics(
 
 
 def zeroshot_topk(
-    logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 3, 5, 10)
+    logits: Tensor, labels: Tensor, ks: Sequence[int] = ZEROSHOT_KS
 ) -> dict[str, float]:
     """Top-k accuracy ``zs_top{k}`` (percent) of (n, C) class ``logits`` for (n,) ``labels``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from study.report import complete_cells, describe_left_out
+from study.report_command import complete_cells, describe_left_out
 
 
 def runs(cell: str, epochs_by_seed: dict[int, int]) -> list[dict]:

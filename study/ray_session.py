@@ -1,0 +1,117 @@
+"""The Ray Tune side that a sweep and a confirmation share: starting or joining Ray, the
+trainable with the study's resources, a fresh or restored ``tune.Tuner`` of one experiment
+under ``<run dir>/ray/<experiment>``, and whether its fit was interrupted.
+
+Every experiment keeps one checkpoint per trial, fails a trial on its first error (no retry)
+and prints nothing of Ray's own (``verbose=0``; :mod:`study.progress` prints the sweep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from study.checks import check_reachable
+from study.config import StudyConfig
+from study.errors import UsageError
+from study.ray_env import configure_ray_env
+
+TrainFunction = Callable[[dict[str, Any], dict[str, Any]], None]  # (config, base) -> None
+
+
+def start_ray(address: str | None) -> None:
+    """Connect to the cluster at ``address`` or start a local Ray; UsageError if unreachable."""
+    configure_ray_env()
+    if address:
+        check_reachable(address)
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address!r}: {first_line}; "
+            "start one with `ray start --head` or leave out --address"
+        ) from None
+
+
+def experiment_dir(cfg: StudyConfig, experiment: str) -> Path:
+    """Where Ray Tune keeps the experiment ``experiment`` of the run: ``run_dir/ray/NAME``."""
+    return cfg.run_dir / "ray" / experiment
+
+
+def can_restore(cfg: StudyConfig, experiment: str) -> bool:
+    """Whether the run holds a Ray Tune experiment ``experiment`` that can be resumed."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(experiment_dir(cfg, experiment)))
+
+
+def ray_trainable(cfg: StudyConfig, function: TrainFunction):
+    """``function(config, base)`` with the study's base trial config and resources."""
+    from ray import tune
+
+    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(function, base=cfg.trial.to_dict()), resources)
+
+
+def new_tuner(
+    cfg: StudyConfig,
+    experiment: str,
+    function: TrainFunction,
+    *,
+    param_space: dict | None = None,
+    callbacks: list | None = None,
+    **tune_config: Any,
+):
+    """A ``tune.Tuner`` of ``function`` for the experiment ``experiment`` of the run, with the
+    study's concurrency and actor reuse; ``tune_config`` adds ``tune.TuneConfig`` arguments
+    (search algorithm, scheduler, number of samples, ...)."""
+    from ray import tune
+
+    return tune.Tuner(
+        ray_trainable(cfg, function),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=cfg.resources.max_concurrent,
+            reuse_actors=cfg.resources.reuse_actors,
+            **tune_config,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment,
+            storage_path=str(cfg.run_dir / "ray"),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def restored_tuner(cfg: StudyConfig, experiment: str, function: TrainFunction):
+    """The interrupted experiment ``experiment`` of the run, to finish its unfinished trials
+    (each from its last checkpoint)."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        str(experiment_dir(cfg, experiment)),
+        trainable=ray_trainable(cfg, function),
+        resume_unfinished=True,
+    )
+
+
+def interrupted(results, expected_trials: int) -> bool:
+    """Whether a fit that should run ``expected_trials`` trials stopped before every one of
+    them finished or failed (Ctrl-C): ``results`` is its Ray ``ResultGrid``."""
+    finished = results.num_terminated + results.num_errors
+    return finished < len(results) or len(results) < expected_trials
