@@ -145,7 +145,7 @@ def test_every_cell_has_its_own_study_with_an_equal_budget_and_a_full_budget_tri
         assert {t.params["cell"] for t in study.trials} == {cell}
         assert {t.user_attrs["loss"] for t in study.trials} == {cell.split(":")[0]}
         assert any(t.state == TrialState.COMPLETE for t in study.trials)
-    from optuna_dashboard._note import get_note
+    from optuna_dashboard import get_note
 
     overview = optuna.load_study(study_name="e2e", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert overview.trials == []
@@ -311,7 +311,7 @@ def test_interrupted_confirmation_writes_nothing_and_resumes(swept, tmp_path, ca
 
 def test_sweep_confirm_report_end_to_end(tiny_dataset, tmp_path):
     """Two cells that both reach the full budget (no early stopping), two seeds, a report."""
-    from optuna_dashboard._note import get_note
+    from optuna_dashboard import get_note
 
     config = write_config(tmp_path, tiny_dataset, name="reported", trials_per_cell=2)
     text = config.read_text().replace(f"max_epochs = {MAX_EPOCHS}", "max_epochs = 1")
