@@ -80,14 +80,13 @@ def factor_families(
         interaction: the loss x optimizer test of the same rows (``analysis.factorial``).
         alpha: level of the interaction test and of every family.
     """
-    if interaction.skipped:
+    if interaction.skipped or interaction.p_value is None:
         return []
     families = []
     for factor, other in FACTORS:
+        groups: list[tuple[str | None, pd.DataFrame]] = [(None, final)]
         if interaction.p_value < alpha:
             groups = [(f"{other}={level}", rows) for level, rows in final.groupby(other)]
-        else:
-            groups = [(None, final)]
         for within, rows in groups:
             scores = _scores(rows, factor, metric)
             comparison = compare_methods(scores, metric, alpha=alpha)

@@ -283,7 +283,7 @@ def parallel_coordinates(
     info = _get_parallel_info(sweep, metric, params, states)
     dimensions = []
     for d in info.dimensions:
-        dim = {"label": d.label, "values": d.values}
+        dim: dict[str, object] = {"label": d.label, "values": d.values}
         if d.tickvals is not None:
             dim["tickvals"] = d.tickvals
             dim["ticktext"] = d.ticktext

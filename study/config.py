@@ -15,7 +15,7 @@ import difflib
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,9 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
 SECTIONS = ("study", "scheduler", "resources", "data", "model", "trial", "search")
 
 
-def load_config(path: Path, overrides: list[str] = (), *, name: str | None = None) -> StudyConfig:
+def load_config(
+    path: Path, overrides: Sequence[str] = (), *, name: str | None = None
+) -> StudyConfig:
     """Read, override and validate a study file; raises UsageError naming the problem."""
     if path.is_dir():
         raise UsageError(

@@ -77,12 +77,11 @@ class TruthfulOptunaSearch(OptunaSearch):
         if trial_id in self._finished:
             return
         ot_trial = asked_trial(self, trial_id)
-        has_result = bool(result) and "epoch" in result
-        if has_result:
+        if result and "epoch" in result:
             self._record(trial_id, result)
         if error:
             pass  # left RUNNING for FailureRecorder, which has the reason
-        elif has_result and int(result["epoch"]) >= self._max_epochs:
+        elif result and "epoch" in result and int(result["epoch"]) >= self._max_epochs:
             ot_trial.study.tell(ot_trial, float(result[self.metric]))
         else:
             ot_trial.study.tell(ot_trial, state=TrialState.PRUNED)

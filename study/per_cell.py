@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
+from collections.abc import Mapping
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
@@ -29,7 +30,7 @@ class PerCellSearch(Searcher):
     """
 
     def __init__(
-        self, searchers: dict[str, Searcher], trials_per_cell: int, metric: str, mode: str
+        self, searchers: Mapping[str, Searcher], trials_per_cell: int, metric: str, mode: str
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.searchers = searchers
@@ -40,7 +41,9 @@ class PerCellSearch(Searcher):
         searchers = self.searchers.values()
         return all([s.set_search_properties(metric, mode, config, **spec) for s in searchers])
 
-    def suggest(self, trial_id: str) -> dict | str | None:
+    def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
+        # Ray's annotation says dict | None, but Searcher.FINISHED, a str, is the documented
+        # way to say "no more trials"
         counts = Counter(self.cell_of_trial.values())
         open_cells = [cell for cell in self.searchers if counts[cell] < self.trials_per_cell]
         if not open_cells:

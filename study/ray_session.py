@@ -8,6 +8,7 @@ and prints nothing of Ray's own (``verbose=0``; :mod:`study.progress` prints the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def start_ray(address: str | None) -> None:
             address=address,
             include_dashboard=False,
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             configure_logging=True,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:

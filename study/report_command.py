@@ -31,7 +31,7 @@ def complete_cells(confirm: pd.DataFrame, seeds: list[int], max_epochs: int) -> 
 
 def describe_left_out(cells: list[str], failed: list[dict]) -> str:
     """The cells left out of the tests, each with its failed seeds and the reason."""
-    reasons = {}
+    reasons: dict[str, list[str]] = {}
     for run in failed:
         reasons.setdefault(run["cell"], []).append(f"seed {run['seed']}: {run['reason']}")
     return "; ".join(f"{c} ({', '.join(reasons.get(c, ['did not finish']))})" for c in cells)

@@ -110,12 +110,12 @@ def summarize(studies: dict[str, optuna.Study], cells: list[str]) -> SweepSummar
     for cell in cells:
         study = studies.get(cell)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study else []
-        if not complete:
+        if study is None or not complete:
             best[cell] = None
             continue
         top = study.best_trial
         best[cell] = CellBest(
-            top.value, top.number, top.user_attrs.get("ray_trial_id"), dict(top.params)
+            float(top.values[0]), top.number, top.user_attrs.get("ray_trial_id"), dict(top.params)
         )
     return SweepSummary(counts, best)
 

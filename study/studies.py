@@ -10,6 +10,7 @@ dashboard's study list shows the whole run.
 from __future__ import annotations
 
 import optuna
+from optuna.study import StudyDirection
 
 
 def cell_study_name(run: str, cell: str) -> str:
@@ -39,7 +40,7 @@ def load_cell_studies(storage: optuna.storages.BaseStorage, run: str) -> dict[st
 
 def overview_study(storage: optuna.storages.BaseStorage, run: str, mode: str) -> optuna.Study:
     """The run's overview study (created empty if missing); ``mode`` is "max" or "min"."""
-    direction = "maximize" if mode == "max" else "minimize"
+    direction = StudyDirection.MAXIMIZE if mode == "max" else StudyDirection.MINIMIZE
     return optuna.create_study(
         study_name=run, storage=storage, direction=direction, load_if_exists=True
     )
