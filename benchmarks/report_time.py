@@ -17,7 +17,7 @@ import pandas as pd
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from analysis.report import build_report, render_html
+from analysis.comparison_report import build_report, render_html
 
 LOSSES = ("clip", "sogclr", "isogclr", "cyclip", "amclr", "xamclr")
 OPTIMIZERS = ("adamw", "adamp", "lion", "sgd_nesterov")

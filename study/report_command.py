@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from analysis.report import build_report, render_html, to_json
+from analysis.comparison_report import build_report, render_html, to_json
 from study.config import StudyConfig
 from study.confirm import PLAN_FILE
 from study.errors import UsageError

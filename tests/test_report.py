@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
-from analysis.report import (
+from analysis.comparison_report import (
     average_ranks,
     build_report,
     cliques,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.report import build_report, render_html
+from analysis.comparison_report import build_report, render_html
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(

@@ -56,7 +56,7 @@ def confirmation_scores(confirm: pd.DataFrame, metrics: list[str]) -> pd.DataFra
 
 
 @dataclass
-class Report:
+class ComparisonReport:
     """What ``build_report`` produced: the verdict, every test's numbers, the figures."""
 
     verdict: list[str]
@@ -187,7 +187,7 @@ def build_report(
     alpha: float = 0.05,
     baseline: str | None = None,
     studies: Mapping[str, optuna.Study] | None = None,
-) -> Report:
+) -> ComparisonReport:
     """Run the tests and draw the figures of a report (no files written).
 
     ``studies`` (cell -> that cell's Optuna study) adds the per-cell hyperparameter importance
@@ -254,7 +254,7 @@ def build_report(
         *_factor_lines(families, mode),
         *_verdict(comparison, means, mode),
     ]
-    return Report(
+    return ComparisonReport(
         verdict, comparison, secondary_table, figures, data, factors=_factor_table(families)
     )
 
@@ -278,7 +278,7 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
 
 
-def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
+def render_html(report: ComparisonReport, *, title: str, setup: dict[str, Any]) -> str:
     """One self-contained HTML page (plotly.js embedded once, no network needed)."""
     parts = [
         f"<h1>{html.escape(title)}</h1>",
@@ -334,7 +334,7 @@ def render_html(report: Report, *, title: str, setup: dict[str, Any]) -> str:
     )
 
 
-def to_json(report: Report) -> str:
+def to_json(report: ComparisonReport) -> str:
     """Every test's numbers and the verdict as JSON."""
     return json.dumps({**report.data, "verdict": report.verdict}, indent=2, default=_json_default)
 
