@@ -146,7 +146,7 @@ def test_verdict_names_the_best_cell_and_the_planted_difference(report):
 def test_json_holds_every_test(report):
     data = json.loads(to_json(report))
     assert data["primary"]["n_tests"] == 3
-    assert data["primary"]["omnibus"]["test"] == "friedman"
+    assert data["primary"]["omnibus"]["test"] == data["primary"]["test_choice"]["omnibus_test"]
     assert len(data["secondary"]) == 2 * 3  # zs_top1 and txt_r1, three pairs each
     assert all(0 <= row["p_bh"] <= 1 for row in data["secondary"])
     assert data["verdict"] == report.verdict
