@@ -35,6 +35,7 @@ from analysis.figures import (
     seed_strip,
 )
 from analysis.stats import Comparison, adjust_secondary, compare_methods
+from analysis.summary import ranked_table, summary_sentences
 from analysis.sweep_figures import (
     MIN_COMPLETE_FOR_IMPORTANCE,
     optimization_history,
@@ -59,12 +60,14 @@ def confirmation_scores(confirm: pd.DataFrame, metrics: list[str]) -> pd.DataFra
 class ComparisonReport:
     """What ``build_report`` produced: the verdict, every test's numbers, the figures."""
 
-    verdict: list[str]
+    verdict: list[str]  # every family's reading, for the details and the dashboard
     primary: Comparison
     secondary: pd.DataFrame
     figures: dict[str, go.Figure] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     factors: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-factor pairwise tests
+    ranked: pd.DataFrame = field(default_factory=pd.DataFrame)  # analysis.summary.ranked_table
+    summary: list[str] = field(default_factory=list)  # the quotable verdict, first screen
 
 
 def average_ranks(scores: pd.DataFrame, metric: str, mode: str) -> pd.Series:
@@ -143,7 +146,7 @@ def _secondary(scores: pd.DataFrame, metrics: list[str], alpha: float) -> pd.Dat
     """All pairwise tests of the secondary metrics, BH-adjusted together (exploratory)."""
     frames = []
     for metric in metrics:
-        pairwise = compare_methods(scores, metric, alpha=alpha).pairwise.copy()
+        pairwise = compare_methods(scores, metric, alpha=alpha, rope=None).pairwise.copy()
         pairwise.insert(0, "metric", metric)
         frames.append(pairwise)
     table = pd.concat(frames, ignore_index=True)
@@ -195,12 +198,14 @@ def build_report(
     """
     secondary = [m for m in SECONDARY if m in confirm.columns and m != primary]
     scores = confirmation_scores(confirm, [primary, *secondary])
-    comparison = compare_methods(scores, primary, alpha=alpha)
+    comparison = compare_methods(scores, primary, alpha=alpha, mode=mode)
+    ranked = ranked_table(scores, comparison)
+    summary = summary_sentences(comparison, ranked)
     final = final_rows(confirm)
     crossed = crossed_subset(final)
     design = final if crossed.empty else crossed
     factorial = factorial_interaction(design.rename(columns={primary: "value"}))
-    families = factor_families(crossed, primary, factorial, alpha=alpha)
+    families = factor_families(crossed, primary, factorial, alpha=alpha, mode=mode)
     means = scores[scores["metric"] == primary].groupby("method")["value"].mean()
     secondary_table = _secondary(scores, secondary, alpha) if secondary else pd.DataFrame()
     ranks = average_ranks(scores, primary, mode)
@@ -208,7 +213,7 @@ def build_report(
     figures = {
         "Per-seed results (lines join a seed across cells)": seed_strip(final, primary),
         f"Paired differences against {reference}": forest(
-            compare_methods(scores, primary, alpha=alpha, baseline=reference).pairwise,
+            compare_methods(scores, primary, alpha=alpha, baseline=reference, rope=None).pairwise,
             baseline=reference,
             metric=primary,
         ),
@@ -245,6 +250,8 @@ def build_report(
         "factors": [
             {"factor": f.factor, "within": f.within, **f.comparison.to_dict()} for f in families
         ],
+        "summary": summary,
+        "ranked": ranked.to_dict(orient="records"),
         "primary": comparison.to_dict(),
         "secondary": json.loads(secondary_table.to_json(orient="records")),
         "means": means.to_dict(),
@@ -255,7 +262,14 @@ def build_report(
         *_verdict(comparison, means, mode),
     ]
     return ComparisonReport(
-        verdict, comparison, secondary_table, figures, data, factors=_factor_table(families)
+        verdict,
+        comparison,
+        secondary_table,
+        figures,
+        data,
+        factors=_factor_table(families),
+        ranked=ranked,
+        summary=summary,
     )
 
 
@@ -274,42 +288,92 @@ def _bullets(lines) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(str(line))}</li>" for line in lines) + "</ul>"
 
 
+def _number(value: Any) -> str:
+    """Numbers to 3 significant digits; integers, text and booleans as they are."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, float | np.floating):
+        return html.escape(str(value))
+    return "" if np.isnan(value) else f"{value:.3g}"
+
+
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+    """An HTML table with every float to 3 significant digits."""
+    return frame.to_html(
+        index=False, formatters=dict.fromkeys(frame.columns, _number), border=0, escape=False
+    )
+
+
+def _collapsible(summary: str, body: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>{body}</details>"
+
+
+SHORT_PAIRWISE = (
+    "method_a",
+    "method_b",
+    "effect_size",
+    "ci_low",
+    "ci_high",
+    "p_adjusted",
+    "significant",
+    "p_a_better",
+    "p_equivalent",
+    "p_b_better",
+)
+
+
+def _ranked_html(ranked: pd.DataFrame, metric: str) -> str:
+    """The first-screen table: rank, cell, mean ± 95% CI, group, P(best)."""
+    rows = "".join(
+        f"<tr><td>{r.rank}</td><td>{html.escape(r.cell)}</td><td>{r.mean:.3g} "
+        f"[{r.ci_low:.3g}, {r.ci_high:.3g}]</td><td>{html.escape(r.group)}</td>"
+        f"<td>{_number(r.p_best)}</td></tr>"
+        for r in ranked.itertuples()
+    )
+    head = (
+        f"<tr><th>rank</th><th>cell</th><th>mean {html.escape(metric)} [95% CI]</th>"
+        "<th>vs the best (Holm)</th><th>P(best)</th></tr>"
+    )
+    return f"<table class='ranked'>{head}{rows}</table>"
 
 
 def render_html(report: ComparisonReport, *, title: str, setup: dict[str, Any]) -> str:
-    """One self-contained HTML page (plotly.js embedded once, no network needed)."""
+    """One self-contained HTML page (plotly.js embedded once, no network needed): the
+    question, the ranked table and the verdict first; tests, figures and methods below."""
+    primary = report.primary
     parts = [
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Question</h2><p>Which loss and which optimizer train the best image–text model "
-        "on this data, and is the difference real?</p>",
-        "<h2>Setup</h2><ul>"
+        "<p class='question'><b>Question:</b> which loss and which optimizer train the best "
+        "image–text model on this data, and is the difference real?</p>",
+        f"<h2>Ranking on {html.escape(primary.metric)}</h2>",
+        _ranked_html(report.ranked, primary.metric),
+        "<h2>Verdict</h2>",
+        "".join(f"<p>{html.escape(line)}</p>" for line in report.summary),
+        "<hr><h2>Details</h2>",
+        "<h3>Setup</h3><ul>"
         + "".join(
             f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in setup.items()
         )
         + "</ul>",
-        "<h2>Verdict</h2><ul>"
-        + "".join(f"<li>{html.escape(line)}</li>" for line in report.verdict)
-        + "</ul>",
-        f"<h2>Primary metric: pairwise tests of the cells</h2>{_table(report.primary.pairwise)}",
+        "<h3>Every family's reading</h3>" + _bullets(report.verdict),
+        "<h3>Primary metric: pairwise tests of the cells</h3>"
+        + _table(primary.pairwise[list(SHORT_PAIRWISE)])
+        + _collapsible("every column", _table(primary.pairwise)),
     ]
     if not report.factors.empty:
         parts.append(
-            "<h2>Primary metric: losses and optimizers (Holm within each family)</h2>"
-            + _table(report.factors)
+            "<h3>Primary metric: losses and optimizers (Holm within each family)</h3>"
+            + _collapsible(f"{len(report.factors)} tests", _table(report.factors))
         )
     if not report.secondary.empty:
         parts.append(
-            "<h2>Secondary metrics (exploratory, Benjamini–Hochberg)</h2>"
-            + _table(report.secondary)
+            "<h3>Secondary metrics (exploratory, Benjamini–Hochberg)</h3>"
+            + _collapsible(f"{len(report.secondary)} tests", _table(report.secondary))
         )
     for name, figure in report.figures.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(f"<h3>{html.escape(name)}</h3>")
         parts.append(figure.to_html(full_html=False, include_plotlyjs=False))
-    n_tests = report.primary.n_tests + len(report.factors) + len(report.secondary)
+    n_tests = primary.n_tests + len(report.factors) + len(report.secondary)
     parts.append(
-        "<h2>Methods</h2><p>Only confirmation runs (best full-budget config of each cell, "
+        "<h3>Methods</h3><p>Only confirmation runs (best full-budget config of each cell, "
         "retrained with common seeds) enter the tests. Factorial: a linear mixed model of the "
         "primary metric on loss, optimizer and their interaction with the seed as group, the "
         "interaction tested by a likelihood ratio on the largest fully crossed part of the "
@@ -317,17 +381,25 @@ def render_html(report: ComparisonReport, *, title: str, setup: dict[str, Any]) 
         "losses and the optimizers are compared on their main effects (each level averaged "
         "over the other factor within a seed; the seeds are the blocks) when there is no "
         "interaction at alpha, else within each level of the other factor, each family with "
-        "its own omnibus test and Holm correction. Omnibus: "
-        "Friedman test over cells with seeds as blocks. Pairwise: two-sided Wilcoxon "
-        "signed-rank tests paired by seed, Holm "
-        f"correction over the {report.primary.n_tests} tests of the primary family "
-        f"(alpha {report.primary.alpha}). Effect sizes: mean paired difference with a "
-        "bootstrap confidence interval over seeds, Vargha–Delaney A12, Hedges' g. Secondary "
+        "its own omnibus test and Holm correction. Test path, chosen by measurement as "
+        "autorank does: Shapiro–Wilk on every pair's per-seed differences (Bonferroni); normal "
+        "differences get paired t-tests, others Wilcoxon signed-rank tests; the omnibus is "
+        "repeated-measures ANOVA when Bartlett's test finds the differences' variances equal, "
+        "else Friedman's. Holm "
+        f"correction over the {primary.n_tests} tests of the primary family "
+        f"(alpha {primary.alpha}). Effect sizes: mean paired difference with a "
+        "bootstrap confidence interval over seeds, Vargha–Delaney A12, Hedges' g. Bayesian: "
+        f"baycomp's signed-rank test with a ROPE of ±{primary.rope:g} metric points, decision "
+        f"at {1 - primary.alpha:g}; P(best) by the Bayesian bootstrap over seeds. Secondary "
         "metrics: the same tests with Benjamini–Hochberg correction across all of them, "
         f"exploratory. Tests run in all: {n_tests}.</p>"
     )
     script = f"<script>{plotly.offline.get_plotlyjs()}</script>"
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{font-size:12px}"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{font-size:12px}"
+        "table.ranked{font-size:15px;border-collapse:collapse}"
+        "table.ranked td,table.ranked th{padding:4px 10px;border-bottom:1px solid #ccc}"
+    )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style>{script}</head><body>{''.join(parts)}</body></html>"

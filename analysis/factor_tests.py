@@ -11,8 +11,8 @@ Reference protocol (hpo-and-statistics.md, C2 steps 4-5), with one deliberate ch
 * interaction (p < alpha): the best loss may depend on the optimizer, so losses are compared
   within each optimizer and optimizers within each loss, with the seeds as blocks.
 
-Each family is one :func:`analysis.stats.compare_methods` call (Friedman or Wilcoxon omnibus,
-pairwise Wilcoxon with Holm inside the family, effect sizes, power-floor note). Nothing runs
+Each family is one :func:`analysis.stats.compare_methods` call (tests chosen by measurement,
+Holm inside the family, effect sizes, Bayesian comparison, power-floor note). Nothing runs
 when the interaction was not tested (an incomplete design). The choice between the two
 branches rests on the interaction test, which has little power with few seeds.
 """
@@ -70,7 +70,12 @@ def _scores(rows: pd.DataFrame, factor: str, metric: str) -> pd.DataFrame:
 
 
 def factor_families(
-    final: pd.DataFrame, metric: str, interaction: InteractionTest, *, alpha: float = 0.05
+    final: pd.DataFrame,
+    metric: str,
+    interaction: InteractionTest,
+    *,
+    alpha: float = 0.05,
+    mode: str = "max",
 ) -> list[FactorFamily]:
     """The per-factor families of ``metric``.
 
@@ -79,6 +84,7 @@ def factor_families(
         metric: the metric compared.
         interaction: the loss x optimizer test of the same rows (``analysis.factorial``).
         alpha: level of the interaction test and of every family.
+        mode: "max" if higher scores are better (the Bayesian "better"), else "min".
     """
     if interaction.skipped or interaction.p_value is None:
         return []
@@ -89,7 +95,7 @@ def factor_families(
             groups = [(f"{other}={level}", rows) for level, rows in final.groupby(other)]
         for within, rows in groups:
             scores = _scores(rows, factor, metric)
-            comparison = compare_methods(scores, metric, alpha=alpha)
+            comparison = compare_methods(scores, metric, alpha=alpha, mode=mode)
             means = scores.groupby("method")["value"].mean()
             families.append(FactorFamily(factor, within, comparison, means))
     return families

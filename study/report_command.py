@@ -126,7 +126,8 @@ def _push_to_dashboard(
     study = overview_study(storage, cfg.study.name, cfg.study.mode)
     save_note(
         study,
-        "## Verdict (confirmation runs)\n\n" + "\n".join(f"- {line}" for line in report.verdict),
+        "## Verdict (confirmation runs)\n\n"
+        + "\n".join(f"- {line}" for line in [*report.summary, *report.verdict]),
     )
     for name, figure in report.figures.items():
         if name.startswith(DASHBOARD_FIGURES):

@@ -51,16 +51,15 @@ def test_without_interaction_each_factor_is_averaged_over_the_other_within_seeds
     assert losses.comparison.omnibus.n_blocks == optimizers.comparison.omnibus.n_blocks == 6
 
     wide = final.pivot_table(index="seed", columns="loss", values="r_mean", aggfunc="mean")
-    friedman = stats.friedmanchisquare(*(wide[c] for c in sorted(wide.columns)))
-    assert losses.comparison.omnibus.p_value == pytest.approx(friedman.pvalue)
+    assert losses.comparison.test_choice.path == "parametric"  # normal noise
     pairs = losses.comparison.pairwise
     pairs_ab = zip(pairs.method_a, pairs.method_b, strict=True)
-    raw = [stats.wilcoxon(wide[a], wide[b]).pvalue for a, b in pairs_ab]
+    raw = [stats.ttest_rel(wide[a], wide[b]).pvalue for a, b in pairs_ab]
     assert pairs["p_value"].tolist() == pytest.approx(raw)
     assert pairs["p_adjusted"].tolist() == pytest.approx(multipletests(raw, method="holm")[1])
     assert losses.means.to_dict() == pytest.approx(wide.mean().to_dict())
     assert losses.means.idxmax() == "clip" and optimizers.means.idxmax() == "adamw"
-    assert optimizers.comparison.pairwise["significant"].all()  # 6 seeds, 1 test: p = 2/64
+    assert optimizers.comparison.pairwise["significant"].all()
 
 
 def test_with_interaction_each_factor_is_compared_within_the_levels_of_the_other():
@@ -77,7 +76,8 @@ def test_with_interaction_each_factor_is_compared_within_the_levels_of_the_other
     ]
     assert {f.comparison.omnibus.n_blocks for f in families} == {6}
     assert families[0].means.idxmax() == "clip" and families[1].means.idxmax() == "siglip"
-    assert all(f.comparison.omnibus.test == "wilcoxon" for f in families[2:])  # 2 optimizers
+    # 2 optimizers: the omnibus is the single pairwise test of the path
+    assert all(f.comparison.omnibus.test in ("paired_t", "wilcoxon") for f in families[2:])
 
 
 def test_nothing_runs_on_an_incomplete_design():

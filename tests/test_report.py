@@ -3,7 +3,9 @@ report.json holds every test, and the HTML is one self-contained page (plotly.js
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import numpy as np
 import optuna
@@ -146,7 +148,7 @@ def test_verdict_names_the_best_cell_and_the_planted_difference(report):
 def test_json_holds_every_test(report):
     data = json.loads(to_json(report))
     assert data["primary"]["n_tests"] == 3
-    assert data["primary"]["omnibus"]["test"] == "friedman"
+    assert data["primary"]["omnibus"]["test"] == data["primary"]["test_choice"]["omnibus_test"]
     assert len(data["secondary"]) == 2 * 3  # zs_top1 and txt_r1, three pairs each
     assert all(0 <= row["p_bh"] <= 1 for row in data["secondary"])
     assert data["verdict"] == report.verdict
@@ -291,3 +293,68 @@ def test_importance_is_left_out_when_no_cell_has_enough_complete_trials():
         confirm_table(), sweep_table(), primary="r_mean", mode="max", max_epochs=2, studies=studies
     )
     assert IMPORTANCE not in report.figures
+
+
+def demo_confirm(seeds: int = 6) -> pd.DataFrame:
+    """Issue 12's demo: 4 cells x 6 seeds x 1 epoch; clip:adamw ~74 r_mean points above
+    clip:sgd_nesterov on every seed, the SGD cells varying less than the AdamW ones."""
+    rng = np.random.default_rng(3)
+    centre = {
+        "clip:adamw": 76.0,
+        "clip:sgd_nesterov": 2.0,
+        "sogclr:adamw": 71.5,
+        "sogclr:sgd_nesterov": 3.0,
+    }
+    spread = {
+        "clip:adamw": 2.5,
+        "clip:sgd_nesterov": 0.5,
+        "sogclr:adamw": 2.5,
+        "sogclr:sgd_nesterov": 0.5,
+    }
+    rows = []
+    for cell, mean in centre.items():
+        loss, optimizer = cell.split(":")
+        for seed, value in enumerate(mean + rng.normal(0, spread[cell], seeds)):
+            run = {"cell": cell, "loss": loss, "optimizer": optimizer, "seed": seed, "epoch": 1}
+            rows.append({**run, "r_mean": value, "zs_top1": value / 2})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def demo_report():
+    return build_report(demo_confirm(), sweep_table(), primary="r_mean", mode="max", max_epochs=1)
+
+
+def test_with_the_demos_6_seeds_the_74_point_gap_is_significant(demo_report):
+    ranked = demo_report.ranked
+    assert ranked["cell"].iloc[0] == "clip:adamw" and ranked["rank"].tolist() == [1, 2, 3, 4]
+    assert ranked.set_index("cell").loc["clip:sgd_nesterov", "group"] == "worse than the best"
+    assert ranked["p_best"].iloc[0] > 0.9 and ranked["p_best"].sum() == pytest.approx(1)
+    first, path, gaps, *rest = demo_report.summary
+    assert 3 <= len(demo_report.summary) <= 5
+    assert first.startswith("With 6 seeds per cell, clip:adamw has the best mean r_mean")
+    assert path.startswith("Test path: parametric (paired t-tests with Holm over 6 pairs")
+    assert gaps.startswith("clip:adamw is significantly better than")
+    assert "to clip:sgd_nesterov, is +73.4 r_mean points" in gaps  # ~74, every seed
+    assert "can call no difference" not in rest[-1] and "80% power" in rest[-1]
+    data = json.loads(to_json(demo_report))
+    assert data["summary"] == demo_report.summary
+    assert data["primary"]["test_choice"]["path"] == "parametric"
+    assert [r["cell"] for r in data["ranked"]] == ranked["cell"].tolist()
+
+
+def test_the_first_screen_is_the_question_the_ranked_table_and_the_verdict(demo_report):
+    page = render_html(demo_report, title="t", setup={"cells": "4"})
+    body = page.split("<body>", 1)[1]
+    first_screen = body.split("<hr>", 1)[0]
+    assert first_screen.index("Question:") < first_screen.index("class='ranked'")
+    assert first_screen.index("class='ranked'") < first_screen.index("<h2>Verdict</h2>")
+    assert "plotly-graph-div" not in first_screen and "<details>" not in first_screen
+    for line in demo_report.summary:
+        assert html.escape(line) in first_screen
+    assert first_screen.count("<tr>") == 1 + 4  # header + one row per cell
+    assert "P(best)" in first_screen
+    details = body.split("<hr>", 1)[1]
+    assert details.count("<details>") >= 2  # long tables collapsible
+    for cell in re.findall(r"<td>([-+0-9.e]+)</td>", page):  # table numbers: 3 digits
+        assert len(cell.lstrip("-+0.").split("e")[0].replace(".", "")) <= 3, cell
