@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ def error_rates(
         parametric, called = family_decisions(scores, pairs, alpha=alpha)
     finally:
         gc.unfreeze()
-    rates = {
+    rates: dict[str, Any] = {
         "family_wise_error": float(np.mean(np.any(called & ~(shifted & up), axis=-1))),
         "power": _rate((called & up)[:, shifted]),
         "parametric_share": float(np.mean(parametric)),
