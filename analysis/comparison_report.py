@@ -34,7 +34,7 @@ from analysis.figures import (
     pvalue_heatmap,
     seed_strip,
 )
-from analysis.stats import Comparison, adjust_secondary, compare_methods
+from analysis.stats import TEST_NAMES, Comparison, adjust_secondary, compare_methods
 from analysis.summary import ranked_table, summary_sentences
 from analysis.sweep_figures import (
     MIN_COMPLETE_FOR_IMPORTANCE,
@@ -78,7 +78,7 @@ def average_ranks(scores: pd.DataFrame, metric: str, mode: str) -> pd.Series:
 
 def cliques(ranks: pd.Series, pairwise: pd.DataFrame) -> list[set[str]]:
     """Maximal runs of methods, consecutive in rank order, with no significant pair among them
-    (Holm-corrected Wilcoxon verdicts), as drawn in a critical-difference diagram."""
+    (Holm-corrected pairwise verdicts), as drawn in a critical-difference diagram."""
     significant = {
         frozenset((row.method_a, row.method_b)) for row in pairwise.itertuples() if row.significant
     }
@@ -105,8 +105,8 @@ def _verdict(
     omnibus = comparison.omnibus
     lines = [
         f"Best mean {comparison.metric}: {best} ({means[best]:.2f}). "
-        f"{omnibus.test} over {omnibus.n_methods} {compared} and {omnibus.n_blocks} blocks: "
-        f"p = {omnibus.p_value:.3g}."
+        f"{TEST_NAMES[omnibus.test]} over {omnibus.n_methods} {compared} and "
+        f"{omnibus.n_blocks} blocks: p = {omnibus.p_value:.3g}."
     ]
     rows = comparison.pairwise
     against_best = rows[(rows["method_a"] == best) | (rows["method_b"] == best)]
