@@ -1,5 +1,6 @@
 """Checks of what a study reads outside its study file, made before any Ray trial starts:
-the dataset and the Ray cluster address. Each failure is a one-line :class:`UsageError`."""
+the dataset, the towers' weights and the Ray cluster address. Each failure is a one-line
+:class:`UsageError`."""
 
 from __future__ import annotations
 
@@ -38,3 +39,14 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
             f"cannot reach a Ray cluster at {address!r} ({exc}); "
             "start one with `ray start --head` or leave out --address"
         ) from None
+
+
+def check_model(cfg: StudyConfig) -> None:
+    """Load the configured pretrained towers and tokenizer from their local files once (the
+    small towers need none); UsageError naming the missing or unfitting path or cache."""
+    from trainables.model import ModelError, check_towers
+
+    try:
+        check_towers(cfg.trial.model, cfg.trial.max_length)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None

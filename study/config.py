@@ -239,7 +239,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     resources = _build(ResourcesSection, "resources", raw.get("resources", {}))
     data = _build(DataPaths, "data", raw["data"])
     data = dataclasses.replace(data, dir=str(Path(data.dir).resolve()))  # trials run elsewhere
-    model = _build(ModelConfig, "model", raw.get("model", {}))
+    model = _build(ModelConfig, "model", raw.get("model", {})).with_absolute_paths()
     trial_values = raw.get("trial", {})
     searched = sorted(set(trial_values) & {*SEARCHED_TRIAL_FIELDS, *MOVED_TO_SEARCH})
     if searched:

@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from study.checks import check_data
+from study.checks import check_data, check_model
 from study.config import StudyConfig
 from study.errors import UsageError
 from study.ray_session import (
@@ -180,6 +180,7 @@ def run_confirmation(
         )
     else:
         plan = _planned(cfg, seeds, cells)
+    check_model(cfg)
     check_data(cfg)
     start_ray(address)
     from ray import tune

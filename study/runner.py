@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from study.checks import check_data
+from study.checks import check_data, check_model
 from study.config import StudyConfig, to_toml
 from study.errors import UsageError
 from study.optuna_bridge import (
@@ -137,6 +137,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run (or resume) the sweep of ``cfg``; everything is checked before the run directory
     is created, so bad input leaves nothing behind."""
+    check_model(cfg)
     check_data(cfg)
     check_run_dir(cfg, resume)
     start_ray(address)

@@ -75,6 +75,7 @@ class TrialConfig:
     device: str = "auto"  # "auto" = cuda when Ray (or the machine) gives this trial a GPU
     view_mode: str = "batch"  # augmented image views: one operation per "batch" or "sample"
     precision: str = "fp32"  # towers under autocast: "fp32" (off), "bf16" or "fp16"
+    compile: bool = False  # torch.compile the towers (worth it on a GPU, for long trials)
 
     def __post_init__(self) -> None:
         if self.view_mode not in VIEW_MODES:

@@ -228,4 +228,12 @@ def build_optimizer(
     check_optimizer_params(name, knobs)
     spec = OPTIMIZERS[name]
     groups = [*parameter_groups(named_parameters, weight_decay), *extra_groups]
-    return spec.cls([g for g in groups if g["params"]], lr=lr, **spec.kwargs(knobs))
+    groups = [g for g in groups if g["params"]]
+    return spec.cls(groups, lr=lr, **spec.kwargs(knobs), **fused_kwargs(spec, groups))
+
+
+def fused_kwargs(spec: OptimizerSpec, groups: Sequence[dict]) -> dict[str, Any]:
+    """``{"fused": True}`` for AdamW when every parameter is on CUDA (one kernel for the
+    whole update instead of one per tensor), else nothing."""
+    on_cuda = all(p.is_cuda for g in groups for p in g["params"])
+    return {"fused": True} if spec.cls is torch.optim.AdamW and on_cuda else {}

@@ -1,9 +1,13 @@
-"""A word-level tokenizer built from the dataset's own captions (nothing is downloaded).
+"""The trial's tokenizer: a word-level one built from the dataset's own captions, or the fast
+tokenizer of a pretrained text tower (nothing is downloaded).
 
-Texts are cleaned with :func:`trainables.data.pre_caption` (keeping up to ``max_length`` words)
-and split on whitespace. Ids:
-[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, then the sorted vocabulary words. Every sequence is
-``[CLS] words... [SEP]`` truncated (keeping [SEP]) and padded to ``max_length``.
+Texts are cleaned with :func:`trainables.data.pre_caption` (keeping up to ``max_length`` words).
+Word-level (:meth:`CaptionTokenizer.from_texts`): split on whitespace; ids [PAD]=0, [UNK]=1,
+[CLS]=2, [SEP]=3, then the sorted vocabulary words. Pretrained
+(:meth:`CaptionTokenizer.from_pretrained`): the model's own ``tokenizers`` pipeline, as
+``tokenizer(texts, padding="max_length", truncation=True, max_length=L)`` (the reference's
+settings). Either way every sequence carries the model's special tokens (``[CLS] ... [SEP]``),
+is truncated keeping them and padded to ``max_length``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tokenizers.pre_tokenizers import WhitespaceSplit
 from tokenizers.processors import TemplateProcessing
 
 from trainables.data import pre_caption
+from trainables.model_config import SMALL_TEXT
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
@@ -46,6 +51,20 @@ class CaptionTokenizer:
         return cls(tokenizer)
 
     @classmethod
+    def from_pretrained(cls, name: str, *, max_length: int) -> CaptionTokenizer:
+        """The fast tokenizer of Hugging Face model ``name`` (an id in the local cache or a
+        directory), truncating and padding to ``max_length``; ModelError if there is none."""
+        from trainables.towers.text import fast_tokenizer
+
+        pretrained = fast_tokenizer(name)
+        tokenizer = Tokenizer.from_str(pretrained.backend_tokenizer.to_str())
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(
+            pad_id=pretrained.pad_token_id, pad_token=pretrained.pad_token, length=max_length
+        )
+        return cls(tokenizer)
+
+    @classmethod
     def from_json(cls, text: str) -> CaptionTokenizer:
         return cls(Tokenizer.from_str(text))
 
@@ -58,10 +77,10 @@ class CaptionTokenizer:
 
     @property
     def pad_id(self) -> int:
-        pad = self._tokenizer.token_to_id("[PAD]")
-        if pad is None:
-            raise ValueError("the tokenizer has no [PAD] token; build it with from_texts")
-        return pad
+        padding = self._tokenizer.padding
+        if padding is None:
+            raise ValueError("the tokenizer does not pad; build it with from_texts")
+        return padding["pad_id"]
 
     @property
     def max_length(self) -> int:
@@ -80,3 +99,11 @@ class CaptionTokenizer:
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(shape)
         mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long).reshape(shape)
         return ids, mask
+
+
+def trial_tokenizer(text_tower: str, texts: list[str], *, max_length: int) -> CaptionTokenizer:
+    """The tokenizer of a trial whose ``model.text`` is ``text_tower``: a pretrained tower's
+    own, else the word-level one of ``texts`` (the captions and prompts the trial sees)."""
+    if text_tower == SMALL_TEXT:
+        return CaptionTokenizer.from_texts(texts, max_length=max_length)
+    return CaptionTokenizer.from_pretrained(text_tower, max_length=max_length)

@@ -22,7 +22,7 @@ from trainables.config import TrialConfig
 from trainables.data import collate_pairs
 from trainables.evaluation import evaluate
 from trainables.losses import build_loss
-from trainables.model import BimodalModel
+from trainables.model import BimodalModel, place_on_device
 from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.precision import MixedPrecision
 from trainables.schedule import warmup_cosine
@@ -67,7 +67,8 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
         vocab_size=data.tokenizer.vocab_size,
         max_length=cfg.max_length,
         pad_id=data.tokenizer.pad_id,
-    ).to(device)
+    )
+    place_on_device(model, device, compile=cfg.compile)
     loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_kwargs()).to(device)
     optimizer = build_optimizer(
         cfg.optimizer,
@@ -194,7 +195,7 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
         order.epoch = epoch
         metrics = _train_one_epoch(cfg, data, state, loader, epoch)
         start = time.perf_counter()
-        metrics.update(evaluate(state.model, data, cfg.eval_batch_size))
+        metrics.update(evaluate(state.model, data, cfg.eval_batch_size, state.precision))
         metrics["time_eval_s"] = time.perf_counter() - start
         metrics["epoch"] = epoch + 1
         with tempfile.TemporaryDirectory(prefix="clipstudy-ckpt-") as tmp:

@@ -19,7 +19,7 @@ from trainables.data import (
     read_zeroshot_classes,
     retrieval_targets,
 )
-from trainables.tokenizer import CaptionTokenizer
+from trainables.tokenizer import CaptionTokenizer, trial_tokenizer
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def load_trial_data(cfg: TrialConfig) -> TrialData:
     texts, txt2img, img2txt = retrieval_targets(retrieval_records)
     prompts = [t.format(c) for c in zeroshot.classes for t in zeroshot.templates]
     train_texts = [text for r in train_records for text in (r.caption, *r.paraphrases)]
-    tokenizer = CaptionTokenizer.from_texts(
-        train_texts + texts + prompts, max_length=cfg.max_length
+    tokenizer = trial_tokenizer(
+        cfg.model.text, train_texts + texts + prompts, max_length=cfg.max_length
     )
 
     retrieval_root = paths.path("retrieval_images")

@@ -1,0 +1,221 @@
+"""Pairs/s of a full training step with ResNet-50 + DistilBERT, next to the image tower alone.
+
+One model (``trainables.model.BimodalModel`` placed with ``place_on_device``: channels-last,
+TF32 and cuDNN autotuning on CUDA, optionally ``torch.compile``), AdamW (fused on CUDA) and
+``MixedPrecision`` exactly as a trial builds them, on one random batch kept on the device:
+B images (3, S, S), B token sequences of length 30 (lengths drawn in [8, 30]) and B distinct
+dataset indices of a 100k-pair dataset. Steps timed, interleaved round-robin so that drifts in
+the machine hit all alike (median of ``--repeats`` after ``--warmup``, synchronised):
+
+- ``image_only``: the image tower's step alone: encode_image, the CLIP loss against fixed text
+  embeddings, backward and an AdamW step over the image tower's parameters;
+- ``clip``, ``sogclr``, ``isogclr``, ``amclr``: the full step: both towers, the loss (AmCLR
+  also encodes an augmented view of each modality: the flipped images and the texts rolled by
+  one token; the trial's view making itself is timed by benchmarks/trial_throughput.py), backward
+  and the AdamW step over every parameter.
+
+Printed: ms and pairs/s per step, and the ratios full CLIP / image_only (goal >= 0.9 on an
+H100/H200) and AmCLR / CLIP (goal >= 0.7). The data loader's pairs/s from the decoded cache is
+not measured here (it is the cache's benchmark; compare its pairs/s with this table's, goal
+>= 2x the full step).
+
+Weights: ``--image-weights`` and ``--text`` (an HF id in the local cache or a directory) when
+present; otherwise randomly initialised towers of the same architecture (torchvision
+``resnet50``, ``DistilBertConfig()`` = distilbert-base-uncased's): nothing is downloaded, and
+speed does not depend on the weights.
+
+Full size (default on CUDA): B 256, 256 px, bf16. ``--small`` (default on CPU, for CI):
+resnet18 at 64 px, a 2-layer DistilBERT of width 64, B 16.
+Usage: python benchmarks/gpu_step.py [--small | --full] [--precision bf16] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from trainables.losses import build_loss
+from trainables.model import BimodalModel, ModelConfig, ModelError, TextEncoder, place_on_device
+from trainables.optim import build_optimizer, loss_parameter_groups
+from trainables.precision import MixedPrecision
+
+LOSSES = ("clip", "sogclr", "isogclr", "amclr")
+NUM_SAMPLES = 100_000
+TEXT_LENGTH = 30
+GOALS = {("clip", "image_only"): 0.9, ("amclr", "clip"): 0.7}  # ratio of pairs/s, at least
+
+
+@dataclass(frozen=True)
+class Size:
+    image: str
+    image_size: int
+    batch: int
+    text_layers: int  # of the random DistilBERT when no --text is found
+    text_dim: int
+
+
+FULL = Size("resnet50", 256, 256, 6, 768)
+SMALL = Size("resnet18", 64, 16, 2, 64)
+
+
+def random_distilbert(size: Size) -> tuple[torch.nn.Module, int]:
+    from transformers import AutoModel, DistilBertConfig
+
+    config = DistilBertConfig(
+        n_layers=size.text_layers, dim=size.text_dim, hidden_dim=4 * size.text_dim
+    )
+    return AutoModel.from_config(config), size.text_dim
+
+
+def build_model(size: Size, image_weights: str, text: str, embed_dim: int) -> BimodalModel:
+    """The towers with the given weights ("" for ``text``: none), else randomly initialised
+    (said on stdout)."""
+    cfg = ModelConfig(embed_dim=embed_dim, image=size.image, image_weights=image_weights)
+    model = BimodalModel(cfg, vocab_size=2, max_length=TEXT_LENGTH, pad_id=0)
+    print(f"image tower: {size.image}, {'weights ' + image_weights if image_weights else 'random'}")
+    try:
+        if not text:
+            raise ModelError("no text model asked for")
+        pretrained = ModelConfig(embed_dim=embed_dim, text=text)
+        model.text_encoder = BimodalModel(
+            pretrained, vocab_size=2, max_length=2, pad_id=0
+        ).text_encoder
+        print(f"text tower: {text}")
+    except ModelError as exc:
+        model.text_encoder = TextEncoder(*random_distilbert(size), embed_dim)
+        print(
+            f"text tower: random DistilBERT ({size.text_layers} layers, dim {size.text_dim}): {exc}"
+        )
+    return model
+
+
+def make_steps(
+    model: BimodalModel, size: Size, precision: MixedPrecision, device: torch.device
+) -> dict[str, Callable[[], None]]:
+    """One closure per timed step, all on the same batch."""
+    generator = torch.Generator().manual_seed(0)
+    batch = size.batch
+    images = torch.randn(batch, 3, size.image_size, size.image_size, generator=generator)
+    vocab = model.text_encoder.bert.get_input_embeddings().num_embeddings
+    ids = torch.randint(
+        1000 if vocab > 2000 else 1, vocab, (batch, TEXT_LENGTH), generator=generator
+    )
+    lengths = torch.randint(8, TEXT_LENGTH + 1, (batch,), generator=generator)
+    mask = (torch.arange(TEXT_LENGTH) < lengths[:, None]).long()
+    index = torch.randperm(NUM_SAMPLES, generator=generator)[:batch]
+    images, ids, mask, index = (t.to(device) for t in (images, ids, mask, index))
+    images_aug, ids_aug = images.flip(-1), ids.roll(1, dims=1)
+    fixed_text = F.normalize(
+        torch.randn(batch, model.image_encoder.projection.out_features), dim=-1
+    )
+    fixed_text = fixed_text.to(device)
+
+    def optimizer_for(named_parameters, loss_fn):
+        return build_optimizer(
+            "adamw",
+            named_parameters,
+            lr=2e-4,
+            weight_decay=0.02,
+            extra_groups=loss_parameter_groups(loss_fn, 2e-4),
+        )
+
+    clip_alone = build_loss("clip", num_samples=NUM_SAMPLES).to(device)
+    image_optimizer = optimizer_for(model.image_encoder.named_parameters(), clip_alone)
+
+    def image_only() -> None:
+        with precision.autocast():
+            image_emb = model.encode_image(images)
+        output = clip_alone(image_emb, fixed_text, index, epoch=1)
+        precision.step(output.loss, image_optimizer)
+
+    steps = {"image_only": image_only}
+    for name in LOSSES:
+        loss_fn = build_loss(name, num_samples=NUM_SAMPLES).to(device)
+        optimizer = optimizer_for(model.named_parameters(), loss_fn)
+
+        def full(loss_fn=loss_fn, optimizer=optimizer) -> None:
+            with precision.autocast():
+                image_emb = model.encode_image(images)
+                text_emb = model.encode_text(ids, mask)
+                views = {}
+                if loss_fn.needs_views:
+                    views = {
+                        "image_aug_emb": model.encode_image(images_aug),
+                        "text_aug_emb": model.encode_text(ids_aug, mask),
+                    }
+            output = loss_fn(image_emb, text_emb, index, epoch=1, **views)
+            precision.step(output.loss, optimizer)
+
+        steps[name] = full
+    return steps
+
+
+def time_steps(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds per step, the steps interleaved round-robin."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            sync()
+            start = time.perf_counter()
+            step()
+            sync()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--small", action="store_true", help="tiny size (default on CPU)")
+    scale.add_argument("--full", action="store_true", help="B 256, 256 px (default on CUDA)")
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the towers")
+    parser.add_argument("--image-weights", default="", help="state-dict file or weights name")
+    parser.add_argument(
+        "--text", help="HF id or directory (default: distilbert-base-uncased; --small: none)"
+    )
+    parser.add_argument("--embed-dim", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    small = args.small or (device.type == "cpu" and not args.full)
+    size = SMALL if small else FULL
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"device {name}, B {size.batch}, {size.image_size} px, {args.precision}")
+
+    text = args.text if args.text is not None else ("" if small else "distilbert-base-uncased")
+    model = build_model(size, args.image_weights, text, args.embed_dim)
+    place_on_device(model, device, compile=args.compile)
+    model.train()
+    precision = MixedPrecision(args.precision, device)
+    steps = make_steps(model, size, precision, device)
+    seconds = time_steps(steps, args.warmup, args.repeats, device)
+
+    pairs = {name: size.batch / s for name, s in seconds.items()}
+    print(f"\n{'step':<12}{'ms':>10}{'pairs/s':>12}")
+    for step_name, s in seconds.items():
+        print(f"{step_name:<12}{1000 * s:>10.1f}{pairs[step_name]:>12.1f}")
+    print()
+    for (num, den), goal in GOALS.items():
+        ratio = pairs[num] / pairs[den]
+        verdict = "PASS" if ratio >= goal else "FAIL"
+        print(f"{num} / {den} pairs/s: {ratio:.2f} (goal >= {goal} on an H100/H200: {verdict})")
+    print("data loader pairs/s from the cache: not measured here (see the cache's benchmark)")
+
+
+if __name__ == "__main__":
+    main()
