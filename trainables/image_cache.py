@@ -132,7 +132,7 @@ def fingerprint(paths: DataPaths, image_size: int, sources: _Sources) -> str:
     return digest.hexdigest()
 
 
-def _decode(source: ImageSource, image_size: int) -> np.ndarray | str:
+def decode_source(source: ImageSource, image_size: int) -> np.ndarray | str:
     """decode_image's pixels, or the problem (a one-line string) when there is no image."""
     if source is None:
         return "the sample has no image"
@@ -151,7 +151,7 @@ def _write_pixels(
     samples = iter(samples)
     with out.open("wb") as handle:
         while chunk := list(islice(samples, _CHUNK)):
-            decoded = pool.map(lambda s: _decode(s[1], image_size), chunk)
+            decoded = pool.map(lambda s: decode_source(s[1], image_size), chunk)
             for (item, _), pixels in zip(chunk, decoded, strict=True):
                 if isinstance(pixels, str):
                     handle.write(blank.tobytes())
@@ -165,11 +165,15 @@ def _eval_pixels(paths: list[Path], out: Path, image_size: int, pool: ThreadPool
     """Decode evaluation images into ``out``; DataError at the first unreadable one."""
     for path, problem in _write_pixels(((p, p) for p in paths), out, image_size, pool):
         if problem:
-            raise DataError(
-                f"evaluation image {path}: unreadable: {problem} "
-                "(replace or remove the file and its annotation)"
-            )
+            raise unreadable_evaluation_image(path, problem)
     return len(paths)
+
+
+def unreadable_evaluation_image(path: Path, problem: str) -> DataError:
+    return DataError(
+        f"evaluation image {path}: unreadable: {problem} "
+        "(replace or remove the file and its annotation)"
+    )
 
 
 def _vocabulary(texts: Iterable[str]) -> list[str]:

@@ -22,16 +22,23 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import braceexpand
 import webdataset as wds
 
 from trainables.config import DataPaths
-from trainables.data import DataError, TrainRecord, read_train_annotations
+from trainables.data import (
+    DataError,
+    TrainRecord,
+    read_train_annotations,
+    sample_train_annotations,
+)
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 ImageSource = Path | bytes | None
+ImageSample = tuple[TrainRecord, ImageSource]
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,13 @@ class TrainSource:
     fingerprinted by the image cache; ``samples()``: the (record, image) pairs in order."""
 
     files: list[Path]
-    samples: Callable[[], Iterator[tuple[TrainRecord, ImageSource]]]
+    samples: Callable[[], Iterator[ImageSample]]
 
 
-def read_train_csv(path: Path, img_key: str, caption_key: str, separator: str) -> list[TrainRecord]:
-    """Rows of an open_clip-style CSV (module docstring), in file order."""
+def _csv_records(
+    path: Path, img_key: str, caption_key: str, separator: str
+) -> Iterator[TrainRecord]:
+    """The rows of an open_clip-style CSV as records, checked one by one."""
     what = "train CSV"
     if not path.is_file():
         raise DataError(f"{what} {path}: file not found (check data.dir and data.train_csv)")
@@ -57,14 +66,18 @@ def read_train_csv(path: Path, img_key: str, caption_key: str, separator: str) -
                     f"{what} {path}: no column {key!r} (columns: {', '.join(columns) or 'none'}; "
                     f"set data.{field} or data.csv_separator {separator!r})"
                 )
-        records = []
         for i, row in enumerate(reader):
             image, caption = row[img_key], row[caption_key]
             if image is None or caption is None:
                 raise DataError(f"{what} {path}: row {i + 1} has fewer columns than the header")
-            records.append(TrainRecord(image, caption, image))
+            yield TrainRecord(image, caption, image)
+
+
+def read_train_csv(path: Path, img_key: str, caption_key: str, separator: str) -> list[TrainRecord]:
+    """Rows of an open_clip-style CSV (module docstring), in file order."""
+    records = list(_csv_records(path, img_key, caption_key, separator))
     if not records:
-        raise DataError(f"{what} {path}: no rows after the header (add train pairs)")
+        raise DataError(f"train CSV {path}: no rows after the header (add train pairs)")
     return records
 
 
@@ -81,7 +94,7 @@ def shard_paths(paths: DataPaths) -> list[Path]:
     return shards
 
 
-def _shard_samples(shards: list[Path]) -> Iterator[tuple[TrainRecord, ImageSource]]:
+def _shard_samples(shards: list[Path]) -> Iterator[ImageSample]:
     dataset = wds.WebDataset([str(p) for p in shards], shardshuffle=False, empty_check=False)
     try:
         for sample in dataset:
@@ -102,6 +115,32 @@ def _shard_samples(shards: list[Path]) -> Iterator[tuple[TrainRecord, ImageSourc
     except (OSError, ValueError) as err:
         problem = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"train shards {shards[0].parent}: unreadable: {problem}") from err
+
+
+def sample_train_source(paths: DataPaths, count: int) -> tuple[int | None, list[ImageSample]]:
+    """(number of train pairs, or None when shards carry no img2dataset ``*_stats.json``; the
+    first ``count`` samples): the driver's check, which reads neither every row into records
+    nor a shard beyond its first samples. JSON rows are sampled from first to last."""
+    if paths.train_format == "webdataset":
+        shards = shard_paths(paths)
+        stats = [p.with_name(p.name.removesuffix(".tar") + "_stats.json") for p in shards]
+        total = None
+        if all(p.is_file() for p in stats):
+            total = sum(json.loads(p.read_text())["successes"] for p in stats)
+        return total, list(islice(_shard_samples(shards), count))
+    root = paths.path("train_images")
+    if paths.train_format == "csv":
+        total, records = 0, list[TrainRecord]()
+        csv_args = (paths.csv_img_key, paths.csv_caption_key, paths.csv_separator)
+        for record in _csv_records(paths.path("train_csv"), *csv_args):
+            total += 1
+            if len(records) < count:
+                records.append(record)
+        if not total:
+            raise DataError(f"train CSV {paths.path('train_csv')}: no rows after the header")
+    else:
+        total, records = sample_train_annotations(paths.path("train_json"), count)
+    return total, [(r, root / r.image) for r in records]
 
 
 def train_source(paths: DataPaths) -> TrainSource:
