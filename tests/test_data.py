@@ -209,7 +209,9 @@ def _pairs() -> TrainPairs:
         TrainRecord("y.png", "Y", "y"),
     ]
     pixels = np.arange(5 * 3 * 8 * 8, dtype=np.uint8).reshape(5, 3, 8, 8)
-    return TrainPairs(records, pixels, np.array([True, False, True, False, True]))
+    ids = torch.arange(5, dtype=torch.int32).view(5, 1).expand(5, 4) + 10
+    mask = torch.ones(5, 4, dtype=torch.uint8)
+    return TrainPairs(records, pixels, np.array([True, False, True, False, True]), (ids, mask))
 
 
 def test_train_pairs_dense_image_index_and_batched_access():
@@ -219,7 +221,8 @@ def test_train_pairs_dense_image_index_and_batched_access():
     batch = pairs.__getitems__([4, 0, 1, 2, 3])
     assert batch["image_index"].tolist() == [3, 0, 1, 0, 2]
     assert batch["readable"].tolist() == [True, True, False, True, False]
-    assert batch["caption"][1] == "first caption"
+    assert batch["ids"][:, 0].tolist() == [14, 10, 11, 12, 13]
+    assert batch["ids"].dtype == batch["mask"].dtype == torch.long
     assert batch["image"].dtype == torch.uint8
     assert torch.equal(batch["image"][0], torch.from_numpy(pairs.pixels[4]))
 
@@ -230,7 +233,8 @@ def test_collate_pairs_drops_and_counts_unreadable_images():
     assert dropped == 2
     assert batch is not None
     assert batch["image"].shape == (3, 3, 8, 8)
-    assert batch["caption"] == ["first caption", "second caption of x", "y"]
+    assert batch["ids"][:, 0].tolist() == [10, 12, 14]
+    assert "readable" not in batch
     assert batch["index"].tolist() == [0, 2, 4]
     assert batch["image_index"].tolist() == [0, 0, 3]
     assert batch["index"].dtype == batch["image_index"].dtype == torch.long

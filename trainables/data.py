@@ -231,20 +231,29 @@ def unreadable_problem(err: BaseException) -> str:
 
 
 class TrainPairs(Dataset):
-    """Train pairs over decoded pixels. ``pixels`` (N, 3, S, S) uint8 (a memory-mapped array of
-    the image cache) and ``readable`` (N,) bool: False where the file was missing or
-    unreadable. Batched access (the DataLoader calls ``__getitems__``) returns
-    ``{"image": (B, 3, S, S) uint8, "readable": (B,) bool, "caption": B cleaned captions,
-    "index": (B,) long, "image_index": (B,) long dense index of the image_id, numbered in
+    """Train pairs over decoded pixels and tokenized captions: ``pixels`` (N, 3, S, S) uint8 (a
+    memory-mapped array of the image cache), ``readable`` (N,) bool (False where the file was
+    missing or unreadable), ``tokens`` = (ids, attention mask), each (N, L), the captions
+    tokenized once. Batched access (the DataLoader calls ``__getitems__``) returns
+    ``{"image": (B, 3, S, S) uint8, "readable": (B,) bool, "ids": (B, L) long, "mask": (B, L)
+    long, "index": (B,) long, "image_index": (B,) long dense index of the image_id, numbered in
     first-seen order}``; :func:`collate_pairs` then drops the unreadable ones."""
 
-    def __init__(self, records: list[TrainRecord], pixels: np.ndarray, readable: np.ndarray):
-        if not len(records) == len(pixels) == len(readable):
-            raise ValueError(f"{len(records)} records, {len(pixels)} images, {len(readable)} flags")
+    def __init__(
+        self,
+        records: list[TrainRecord],
+        pixels: np.ndarray,
+        readable: np.ndarray,
+        tokens: tuple[torch.Tensor, torch.Tensor],
+    ):
+        sizes = {len(records), len(pixels), len(readable), len(tokens[0]), len(tokens[1])}
+        if len(sizes) != 1:
+            raise ValueError(f"{len(records)} records but {sorted(sizes)} images/flags/tokens")
         self.records = records
-        self.pixels, self.readable = pixels, readable
+        self.pixels, self.readable, self.tokens = pixels, readable, tokens
         dense: dict[str, int] = {}
-        self.image_index = [dense.setdefault(r.image_id, len(dense)) for r in records]
+        image_index = [dense.setdefault(r.image_id, len(dense)) for r in records]
+        self.image_index = torch.tensor(image_index, dtype=torch.long)
         self._num_images = len(dense)
 
     @property
@@ -256,12 +265,15 @@ class TrainPairs(Dataset):
         return len(self.records)
 
     def __getitems__(self, indices: list[int]) -> dict:
+        index = torch.tensor(indices, dtype=torch.long)
+        ids, mask = self.tokens
         return {
             "image": torch.from_numpy(np.ascontiguousarray(self.pixels[indices])),
             "readable": torch.from_numpy(np.asarray(self.readable[indices], dtype=bool)),
-            "caption": [pre_caption(self.records[i].caption) for i in indices],
-            "index": torch.tensor(indices, dtype=torch.long),
-            "image_index": torch.tensor([self.image_index[i] for i in indices], dtype=torch.long),
+            "ids": ids[index].long(),
+            "mask": mask[index].long(),
+            "index": index,
+            "image_index": self.image_index[index],
         }
 
     def __getitem__(self, i: int) -> dict:
@@ -292,20 +304,15 @@ class ImageList(Dataset):
 
 def collate_pairs(batch: Any) -> tuple[dict | None, int]:
     """Drop the unreadable pairs of a :class:`TrainPairs` batch (the dict its ``__getitems__``
-    returns; typed Any as DataLoader's collate_fn). Returns (the batch without
-    ``readable``: ``{"image": (B', 3, S, S) uint8, "caption", "index", "image_index"}``, or None
-    when every pair was unreadable; the number dropped)."""
-    keep = batch["readable"]
-    dropped = int((~keep).sum())
+    returns; typed Any as DataLoader's collate_fn). Returns (the batch without ``readable``,
+    B' <= B pairs, or None when every pair was unreadable; the number dropped)."""
+    keep = batch.pop("readable")
+    dropped = len(keep) - int(keep.sum())
     if dropped == len(keep):
         return None, dropped
-    kept = keep.tolist()
-    return {
-        "image": batch["image"][keep],
-        "caption": [c for c, k in zip(batch["caption"], kept, strict=True) if k],
-        "index": batch["index"][keep],
-        "image_index": batch["image_index"][keep],
-    }, dropped
+    if dropped:
+        batch = {key: value[keep] for key, value in batch.items()}
+    return batch, dropped
 
 
 def retrieval_targets(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from trainables.config import TrialConfig
-from trainables.data import ImageList, TrainPairs, ZeroShotSpec, retrieval_targets
+from trainables.data import ImageList, TrainPairs, ZeroShotSpec, pre_caption, retrieval_targets
 from trainables.image_cache import open_image_cache
 from trainables.tokenizer import CaptionTokenizer
 
@@ -32,6 +32,19 @@ class TrialData:
     tokenizer: CaptionTokenizer
 
 
+def tokenize_all(
+    tokenizer: CaptionTokenizer, texts: list[str], chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (n, L) int32, attention mask (n, L) uint8) of ``texts``, tokenized once per trial
+    (not per step), in chunks to bound the tokenizer's temporary memory."""
+    ids, masks = [], []
+    for start in range(0, len(texts), chunk):
+        chunk_ids, chunk_mask = tokenizer(texts[start : start + chunk])
+        ids.append(chunk_ids.to(torch.int32))
+        masks.append(chunk_mask.to(torch.uint8))
+    return torch.cat(ids), torch.cat(masks)
+
+
 def load_trial_data(cfg: TrialConfig) -> TrialData:
     """The datasets of ``cfg.data`` at ``cfg.image_size`` from the image cache (built first when
     the driver has not built it); raises DataError on bad input."""
@@ -42,8 +55,9 @@ def load_trial_data(cfg: TrialConfig) -> TrialData:
     # (built once into the cache, so nothing is downloaded and no trial rescans the captions).
     tokenizer = CaptionTokenizer.from_texts(cache.vocabulary, max_length=cfg.max_length)
 
+    captions = tokenize_all(tokenizer, [pre_caption(r.caption) for r in cache.train_records])
     return TrialData(
-        train=TrainPairs(cache.train_records, cache.train_pixels, cache.train_readable),
+        train=TrainPairs(cache.train_records, cache.train_pixels, cache.train_readable, captions),
         retrieval_images=ImageList(cache.retrieval_pixels, None),
         retrieval_texts=texts,
         txt2img=txt2img,
