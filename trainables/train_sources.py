@@ -50,32 +50,32 @@ class TrainSource:
     samples: Callable[[], Iterator[ImageSample]]
 
 
-def _csv_records(
-    path: Path, img_key: str, caption_key: str, separator: str
-) -> Iterator[TrainRecord]:
-    """The rows of an open_clip-style CSV as records, checked one by one."""
+def _csv_rows(path: Path, img_key: str, caption_key: str, separator: str) -> Iterator[list[str]]:
+    """The (image path, caption) of every row of an open_clip-style CSV, checked one by one."""
     what = "train CSV"
     if not path.is_file():
         raise DataError(f"{what} {path}: file not found (check data.dir and data.train_csv)")
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter=separator)
-        columns = reader.fieldnames or []
+        reader = csv.reader(handle, delimiter=separator)
+        columns = next(reader, [])
         for key, field in ((img_key, "csv_img_key"), (caption_key, "csv_caption_key")):
             if key not in columns:
                 raise DataError(
                     f"{what} {path}: no column {key!r} (columns: {', '.join(columns) or 'none'}; "
                     f"set data.{field} or data.csv_separator {separator!r})"
                 )
+        image, caption = columns.index(img_key), columns.index(caption_key)
+        width = max(image, caption) + 1
         for i, row in enumerate(reader):
-            image, caption = row[img_key], row[caption_key]
-            if image is None or caption is None:
+            if len(row) < width:
                 raise DataError(f"{what} {path}: row {i + 1} has fewer columns than the header")
-            yield TrainRecord(image, caption, image)
+            yield [row[image], row[caption]]
 
 
 def read_train_csv(path: Path, img_key: str, caption_key: str, separator: str) -> list[TrainRecord]:
     """Rows of an open_clip-style CSV (module docstring), in file order."""
-    records = list(_csv_records(path, img_key, caption_key, separator))
+    rows = _csv_rows(path, img_key, caption_key, separator)
+    records = [TrainRecord(image, caption, image) for image, caption in rows]
     if not records:
         raise DataError(f"train CSV {path}: no rows after the header (add train pairs)")
     return records
@@ -130,12 +130,10 @@ def sample_train_source(paths: DataPaths, count: int) -> tuple[int | None, list[
         return total, list(islice(_shard_samples(shards), count))
     root = paths.path("train_images")
     if paths.train_format == "csv":
-        total, records = 0, list[TrainRecord]()
         csv_args = (paths.csv_img_key, paths.csv_caption_key, paths.csv_separator)
-        for record in _csv_records(paths.path("train_csv"), *csv_args):
-            total += 1
-            if len(records) < count:
-                records.append(record)
+        rows = _csv_rows(paths.path("train_csv"), *csv_args)
+        records = [TrainRecord(image, caption, image) for image, caption in islice(rows, count)]
+        total = len(records) + sum(1 for _ in rows)
         if not total:
             raise DataError(f"train CSV {paths.path('train_csv')}: no rows after the header")
     else:
