@@ -10,18 +10,19 @@ from pathlib import Path
 from study.config import StudyConfig
 from study.errors import UsageError
 from trainables.data import DataError
-from trainables.trial_data import load_trial_data
+from trainables.source_check import check_sources
 
 
 def check_data(cfg: StudyConfig) -> None:
-    """Read every annotation file of the study's data; UsageError on any problem."""
+    """Check the study's data (schema, row counts, a few images; not every image or caption:
+    :mod:`trainables.source_check`); UsageError on any problem."""
     if not Path(cfg.trial.data.dir).is_dir():
         raise UsageError(
             f"data directory {cfg.trial.data.dir} does not exist; "
             "create it with `clipstudy data synth DIR` or set data.dir"
         )
     try:
-        load_trial_data(cfg.trial)
+        check_sources(cfg.trial.data, cfg.trial.image_size)
     except DataError as exc:
         raise UsageError(str(exc)) from None
 

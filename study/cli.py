@@ -15,6 +15,7 @@ from study.errors import UsageError
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
 DEMO_DATA = Path("data/synth")
+TRAIN_FORMATS = ("json", "csv", "webdataset")  # trainables.config's; spelled out to start fast
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-retrieval", type=int, default=256)
     synth.add_argument("--zeroshot-per-class", type=int, default=8)
     synth.add_argument("--image-size", type=int, default=32)
+    synth.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=[*TRAIN_FORMATS, "all"],
+        help="train formats to write besides train.json (repeatable; all = csv and webdataset)",
+    )
 
     demo = commands.add_parser(
         "demo", help="synthesise the data if missing; sweep, confirm and report the demo study"
@@ -167,6 +175,12 @@ def _synth(directory: Path, **kwargs) -> None:
     print(f"wrote {directory}: {summary}")
 
 
+def _formats(chosen: list[str] | None) -> tuple[str, ...]:
+    """The --format choices as a tuple of train formats (json always; "all" = every one)."""
+    chosen = chosen or []
+    return TRAIN_FORMATS if "all" in chosen else ("json", *(f for f in chosen if f != "json"))
+
+
 DEMO_SEEDS = 6  # the fewest seeds at which a single exact Wilcoxon test can give p < 0.05
 
 
@@ -222,6 +236,7 @@ def run(argv: list[str]) -> int:
             n_retrieval=args.n_retrieval,
             zeroshot_per_class=args.zeroshot_per_class,
             image_size=args.image_size,
+            formats=_formats(args.formats),
         )
         return 0
     return _demo(args.data)

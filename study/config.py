@@ -240,7 +240,11 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     data = _build(DataPaths, "data", raw["data"])
     data = dataclasses.replace(data, dir=str(Path(data.dir).resolve()))  # trials run elsewhere
     model = _build(ModelConfig, "model", raw.get("model", {})).with_absolute_paths()
-    trial_values = raw.get("trial", {})
+    # DataLoader workers: one CPU of the trial trains, the others load (unless trial.num_workers)
+    trial_values = {
+        "num_workers": max(0, int(resources.cpus_per_trial) - 1),
+        **raw.get("trial", {}),
+    }
     searched = sorted(set(trial_values) & {*SEARCHED_TRIAL_FIELDS, *MOVED_TO_SEARCH})
     if searched:
         raise UsageError(

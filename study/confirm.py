@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from study.checks import check_data, check_model
 from study.config import StudyConfig
+from study.data_cache import prepare_data
 from study.errors import UsageError
 from study.ray_session import (
     can_restore,
@@ -182,6 +183,7 @@ def run_confirmation(
         plan = _planned(cfg, seeds, cells)
     check_model(cfg)
     check_data(cfg)
+    prepare_data(cfg)  # the sweep's image cache, reused (or rebuilt if the data changed)
     start_ray(address)
     from ray import tune
 

@@ -3,9 +3,9 @@
 Every (loss, optimizer) cell gets the same number of trials, its own Optuna study and its own
 ASHA rungs (:mod:`study.per_cell`, :mod:`study.studies`), all in one Ray Tune experiment.
 
-Flow: check everything (config, data, Ray address) -> create the run directory -> fit a
-``tune.Tuner`` (or restore an interrupted one) -> fail Optuna trials no Ray trial will finish
--> write ``trials.parquet`` and print the summary.
+Flow: check everything (config, data, Ray address) -> decode the images into the image cache
+-> create the run directory -> fit a ``tune.Tuner`` (or restore an interrupted one) -> fail
+Optuna trials no Ray trial will finish -> write ``trials.parquet`` and print the summary.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import optuna
 
 from study.checks import check_data, check_model
 from study.config import StudyConfig, to_toml
+from study.data_cache import prepare_data
 from study.errors import UsageError
 from study.optuna_bridge import (
     FailureRecorder,
@@ -140,6 +141,7 @@ def run_sweep(
     check_model(cfg)
     check_data(cfg)
     check_run_dir(cfg, resume)
+    prepare_data(cfg)  # decode every image once; the trials memory-map the cache
     start_ray(address)
     if not resume:
         cfg.run_dir.mkdir(parents=True)

@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from trainables.config import DataPaths
 from trainables.data import (
     CLIP_MEAN,
     CLIP_STD,
@@ -24,6 +26,8 @@ from trainables.data import (
     read_zeroshot_classes,
     retrieval_targets,
 )
+from trainables.image_cache import prepare_image_cache
+from trainables.synth import write_synthetic_dataset
 
 
 def _write_json(path: Path, obj) -> Path:
@@ -195,10 +199,8 @@ def test_load_image_resizes_and_normalises(tmp_path):
     torch.testing.assert_close(image[:, 7, 9], expected)
 
 
-def _pairs(tmp_path) -> TrainPairs:
-    _write_image(tmp_path / "x.png")
-    _write_image(tmp_path / "y.png")
-    (tmp_path / "corrupt.png").write_bytes(b"not a png at all")
+def _pairs() -> TrainPairs:
+    """Five pairs over decoded 8 px images; pairs 1 and 3 are unreadable."""
     records = [
         TrainRecord("x.png", "First, caption!", "x"),
         TrainRecord("corrupt.png", "broken", "c"),
@@ -206,45 +208,60 @@ def _pairs(tmp_path) -> TrainPairs:
         TrainRecord("missing.png", "gone", "m"),
         TrainRecord("y.png", "Y", "y"),
     ]
-    return TrainPairs(records, tmp_path, image_size=8)
+    pixels = np.arange(5 * 3 * 8 * 8, dtype=np.uint8).reshape(5, 3, 8, 8)
+    ids = torch.arange(5, dtype=torch.int32).view(5, 1).expand(5, 4) + 10
+    mask = torch.ones(5, 4, dtype=torch.uint8)
+    return TrainPairs(records, pixels, np.array([True, False, True, False, True]), (ids, mask))
 
 
-def test_train_pairs_dense_image_index_and_unreadable_images(tmp_path):
-    pairs = _pairs(tmp_path)
+def test_train_pairs_dense_image_index_and_batched_access():
+    pairs = _pairs()
     assert len(pairs) == 5
     assert pairs.num_images == 4
-    items = [pairs[i] for i in range(5)]
-    assert [item["image_index"] for item in items] == [0, 1, 0, 2, 3]
-    assert [item["image"] is None for item in items] == [False, True, False, True, False]
-    assert items[0]["caption"] == "first caption"
-    assert items[0]["image"].shape == (3, 8, 8)
+    batch = pairs.__getitems__([4, 0, 1, 2, 3])
+    assert batch["image_index"].tolist() == [3, 0, 1, 0, 2]
+    assert batch["readable"].tolist() == [True, True, False, True, False]
+    assert batch["ids"][:, 0].tolist() == [14, 10, 11, 12, 13]
+    assert batch["ids"].dtype == batch["mask"].dtype == torch.long
+    assert batch["image"].dtype == torch.uint8
+    assert torch.equal(batch["image"][0], torch.from_numpy(pairs.pixels[4]))
 
 
-def test_collate_pairs_drops_and_counts_missing_images(tmp_path):
-    pairs = _pairs(tmp_path)
-    batch, dropped = collate_pairs([pairs[i] for i in range(5)])
+def test_collate_pairs_drops_and_counts_unreadable_images():
+    pairs = _pairs()
+    batch, dropped = collate_pairs(pairs.__getitems__(list(range(5))))
     assert dropped == 2
+    assert batch is not None
     assert batch["image"].shape == (3, 3, 8, 8)
-    assert batch["caption"] == ["first caption", "second caption of x", "y"]
+    assert batch["ids"][:, 0].tolist() == [10, 12, 14]
+    assert "readable" not in batch
     assert batch["index"].tolist() == [0, 2, 4]
     assert batch["image_index"].tolist() == [0, 0, 3]
     assert batch["index"].dtype == batch["image_index"].dtype == torch.long
-    assert collate_pairs([pairs[1], pairs[3]]) == (None, 2)
+    assert collate_pairs(pairs.__getitems__([1, 3])) == (None, 2)
 
 
-def test_image_list_labels_and_corrupt_image(tmp_path):
-    good = _write_image(tmp_path / "a.png")
-    corrupt = tmp_path / "b.png"
-    corrupt.write_bytes(b"\x89PNG broken")
-    images = ImageList([good, corrupt], [3, 4], image_size=8)
-    assert images[0]["label"] == 3
+def test_image_list_normalises_and_labels():
+    pixels = np.full((2, 3, 4, 4), 255, dtype=np.uint8)
+    images = ImageList(pixels, [3, 4])
+    assert images[1]["label"] == 4
     assert images[0]["index"] == 0
+    expected = (1 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
+    torch.testing.assert_close(images[0]["image"][:, 1, 2], expected)
+    assert ImageList(pixels, None)[0]["label"] == -1
+    with pytest.raises(ValueError, match="2 images but 1 labels"):
+        ImageList(pixels, [0])
+
+
+def test_an_unreadable_evaluation_image_is_a_data_error(tmp_path):
+    root = tmp_path / "data"
+    write_synthetic_dataset(root, n_train=4, n_retrieval=4, zeroshot_per_class=1)
+    corrupt = root / "images" / "retrieval" / "000002.png"
+    corrupt.write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError) as excinfo:
-        images[1]
+        prepare_image_cache(DataPaths(str(root)), 8)
     assert _one_line_error(excinfo).startswith(f"evaluation image {corrupt}: unreadable")
-    assert ImageList([good], None, image_size=8)[0]["label"] == -1
-    with pytest.raises(ValueError, match="1 paths but 2 labels"):
-        ImageList([good], [0, 1], image_size=8)
+    assert not list((root / ".clipstudy-cache").iterdir())  # nothing half-written
 
 
 def test_retrieval_targets():

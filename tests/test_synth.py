@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from trainables.config import DataPaths, TrialConfig
 from trainables.data import (
-    TrainPairs,
     list_image_folder,
     pre_caption,
     read_retrieval_annotations,
@@ -30,6 +30,7 @@ from trainables.synth import (
     render,
     write_synthetic_dataset,
 )
+from trainables.trial_data import load_trial_data
 
 SMALL = {"n_train": 6, "n_retrieval": 3, "zeroshot_per_class": 1}
 COLOUR_WORDS = set(COLOURS) | set(BACKGROUNDS)
@@ -90,12 +91,11 @@ def test_train_rows_hold_distinct_paraphrases_of_the_same_colours(tiny_dataset):
 
 
 def test_train_images_load_through_the_real_loader(tiny_dataset):
-    records = read_train_annotations(tiny_dataset / "train.json")
-    pairs = TrainPairs(records, tiny_dataset, image_size=32)
+    pairs = load_trial_data(TrialConfig(data=DataPaths(str(tiny_dataset)))).train
     assert pairs.num_images == 96
     item = pairs[5]
-    assert item["image"].shape == (3, 32, 32)
-    assert item["image_index"] == 5
+    assert item["image"].shape == (1, 3, 32, 32)
+    assert item["image_index"].tolist() == [5]
 
 
 def test_retrieval_and_train_images_differ(tiny_dataset):

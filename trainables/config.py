@@ -28,22 +28,55 @@ from trainables.views import VIEW_MODES
 OPTIMIZER_PREFIX = "optimizer_"  # a searched key optimizer_<knob> sets optimizer_params[<knob>]
 
 
+TRAIN_FORMATS = ("json", "csv", "webdataset")
+
+
 @dataclass(frozen=True)
 class DataPaths:
     """The three datasets of a trial, in the formats of reference/losses.md §10.
 
-    Relative paths are taken relative to ``dir``: a CC3M-style train JSON and its image root,
-    a COCO-Karpathy-style retrieval JSON and its image root, an ImageFolder zero-shot tree and
-    its class-name/template file.
+    Relative paths are taken relative to ``dir``. Train pairs come in ``train_format``:
+    ``"json"``, a CC3M-style ``train_json`` with images under ``train_images``; ``"csv"``, an
+    open_clip-style ``train_csv`` (columns ``csv_img_key`` and ``csv_caption_key``, separated
+    by ``csv_separator``; image paths relative to ``train_images``); ``"webdataset"``,
+    img2dataset shards ``train_shards`` (a brace pattern such as
+    ``"shards/{00000..00009}.tar"``). Evaluation: a COCO-Karpathy-style retrieval JSON and its
+    image root, an ImageFolder zero-shot tree and its class-name/template file. Decoded images
+    are cached under ``cache_dir`` (:mod:`trainables.image_cache`).
     """
 
     dir: str
+    train_format: str = "json"
     train_json: str = "train.json"
+    train_csv: str = "train.csv"
+    csv_img_key: str = "filepath"
+    csv_caption_key: str = "title"
+    csv_separator: str = "\t"
+    train_shards: str = ""
     train_images: str = "."
     retrieval_json: str = "retrieval.json"
     retrieval_images: str = "."
     zeroshot_dir: str = "zeroshot/val"
     zeroshot_classes: str = "zeroshot/classes.json"
+    cache_dir: str = ".clipstudy-cache"
+
+    def __post_init__(self) -> None:
+        if self.train_format not in TRAIN_FORMATS:
+            raise ValueError(
+                f"data.train_format must be one of {', '.join(TRAIN_FORMATS)}, "
+                f"got {self.train_format!r}"
+            )
+        if self.train_format == "webdataset" and not self.train_shards:
+            raise ValueError(
+                'data.train_format = "webdataset" needs data.train_shards, a shard pattern '
+                'such as "shards/{00000..00009}.tar"'
+            )
+        if len(self.csv_separator) != 1:
+            raise ValueError(
+                f"data.csv_separator must be one character, got {self.csv_separator!r}"
+            )
+        if self.train_format == "csv" and self.csv_img_key == self.csv_caption_key:
+            raise ValueError("data.csv_img_key and data.csv_caption_key must name two columns")
 
     def path(self, name: str) -> Path:
         """The absolute path of field ``name`` (for example ``"train_json"``)."""
@@ -70,7 +103,7 @@ class TrialConfig:
     max_length: int = 32
     seed: int = 0
     max_bad_image_fraction: float = 0.01
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers; a study sets cpus_per_trial - 1 unless given
     eval_batch_size: int = 256
     device: str = "auto"  # "auto" = cuda when Ray (or the machine) gives this trial a GPU
     view_mode: str = "batch"  # augmented image views: one operation per "batch" or "sample"

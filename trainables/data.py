@@ -9,9 +9,10 @@
   order of ``classes`` in a JSON file ``{"classes": [str, ...], "templates": ["a photo of a {}.",
   ...]}``.
 
-Images become float32 tensors (3, S, S): RGB, bicubic resize to S x S, scaled to [0, 1] and
-normalised with the CLIP mean/std. Problems with the files raise :class:`DataError`, whose
-message is one line naming the file, the problem and the fix.
+Images are decoded once into uint8 pixels (3, S, S): RGB, bicubic resize to S x S
+(:func:`decode_image`, cached by :mod:`trainables.image_cache`); :func:`normalise` maps them
+to float32 scaled to [0, 1] and normalised with the CLIP mean/std. Problems with the files
+raise :class:`DataError`, whose message is one line naming the file, the problem and the fix.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 
 # What PIL raises for a missing, truncated or undecodable image file.
-_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 _DELETED_CHARACTERS = re.compile(r"[,.'!?\"()*#:;~]")
 
 
@@ -104,30 +105,41 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+_TRAIN_WHAT, _TRAIN_FIX = "train annotations", "each row needs image, caption, image_id"
+
+
+def _train_record(row: dict, i: int, path: Path) -> TrainRecord:
+    """Row ``i`` of train JSON ``path`` as a record, checked."""
+    what, fix = _TRAIN_WHAT, _TRAIN_FIX
+    for key in ("image", "caption", "image_id"):
+        if key not in row:
+            raise DataError(f"{what} {path}: row {i} lacks {key!r} ({fix})")
+    if not isinstance(row["image"], str) or not isinstance(row["caption"], str):
+        raise DataError(f"{what} {path}: row {i}: image and caption must be strings ({fix})")
+    if not isinstance(row["image_id"], str | int | float):
+        raise DataError(f"{what} {path}: row {i}: image_id must be a string or number ({fix})")
+    if not _is_str_list(row.get("paraphrases", [])):
+        raise DataError(f"{what} {path}: row {i}: paraphrases must be a list of strings")
+    return TrainRecord(
+        row["image"], row["caption"], str(row["image_id"]), tuple(row.get("paraphrases", ()))
+    )
+
+
 def read_train_annotations(path: str | Path) -> list[TrainRecord]:
     """Rows of a CC3M-style train JSON (see module docstring), in file order."""
-    path, what = Path(path), "train annotations"
-    fix = "each row needs image, caption, image_id"
-    records = []
-    for i, row in enumerate(_rows(path, what, fix)):
-        for key in ("image", "caption", "image_id"):
-            if key not in row:
-                raise DataError(f"{what} {path}: row {i} lacks {key!r} ({fix})")
-        if not isinstance(row["image"], str) or not isinstance(row["caption"], str):
-            raise DataError(f"{what} {path}: row {i}: image and caption must be strings ({fix})")
-        if not isinstance(row["image_id"], str | int | float):
-            raise DataError(f"{what} {path}: row {i}: image_id must be a string or number ({fix})")
-        if not _is_str_list(row.get("paraphrases", [])):
-            raise DataError(f"{what} {path}: row {i}: paraphrases must be a list of strings")
-        records.append(
-            TrainRecord(
-                row["image"],
-                row["caption"],
-                str(row["image_id"]),
-                tuple(row.get("paraphrases", ())),
-            )
-        )
-    return records
+    path = Path(path)
+    return [
+        _train_record(row, i, path) for i, row in enumerate(_rows(path, _TRAIN_WHAT, _TRAIN_FIX))
+    ]
+
+
+def sample_train_annotations(path: str | Path, count: int) -> tuple[int, list[TrainRecord]]:
+    """(number of rows, ``count`` evenly spaced rows from first to last, each checked) of a
+    train JSON: the schema check of a file too large to check row by row in the driver."""
+    path = Path(path)
+    rows = _rows(path, _TRAIN_WHAT, _TRAIN_FIX)
+    picked = sorted({round(k * (len(rows) - 1) / max(count - 1, 1)) for k in range(count)})
+    return len(rows), [_train_record(rows[i], i, path) for i in picked]
 
 
 def read_retrieval_annotations(path: str | Path) -> list[RetrievalRecord]:
@@ -187,27 +199,61 @@ def list_image_folder(root: str | Path) -> list[tuple[str, int]]:
     return items
 
 
-def load_image(path: str | Path, image_size: int) -> torch.Tensor:
-    """The image as a float32 tensor (3, S, S), CLIP-normalised; PIL errors propagate."""
-    with Image.open(path) as image:
+def decode_image(source: str | Path | BinaryIO, image_size: int) -> np.ndarray:
+    """The image file (a path or an open binary file) as uint8 pixels (3, S, S): RGB, bicubic
+    resize to S x S. PIL errors propagate."""
+    with Image.open(source) as image:
         rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BICUBIC)
-    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(3, 1, 1)
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def normalise_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """float32 pixels in [0, 1] (..., 3, S, S) -> ``(p - mean) / std`` with the CLIP mean/std."""
+    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=pixels.device).view(3, 1, 1)
     return (pixels - mean) / std
 
 
-class TrainPairs(Dataset):
-    """Train pairs; item i = ``{"image": (3, S, S) tensor or None when the file is missing or
-    unreadable, "caption": cleaned caption, "index": i, "image_index": dense index of the
-    image_id, numbered in first-seen order}``."""
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., 3, S, S) -> float32 ``(p / 255 - mean) / std`` (CLIP mean/std), on the
+    pixels' device."""
+    return normalise_unit(pixels.to(torch.float32) / 255.0)
 
-    def __init__(self, records: list[TrainRecord], image_root: str | Path, image_size: int):
+
+def load_image(path: str | Path, image_size: int) -> torch.Tensor:
+    """The image as a float32 tensor (3, S, S), CLIP-normalised; PIL errors propagate."""
+    return normalise(torch.from_numpy(decode_image(path, image_size)))
+
+
+def unreadable_problem(err: BaseException) -> str:
+    """The first line of a PIL error, or its type when it has no message."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+class TrainPairs(Dataset):
+    """Train pairs over decoded pixels and tokenized captions: ``pixels`` (N, 3, S, S) uint8 (a
+    memory-mapped array of the image cache), ``readable`` (N,) bool (False where the file was
+    missing or unreadable), ``tokens`` = (ids, attention mask), each (N, L), the captions
+    tokenized once. Batched access (the DataLoader calls ``__getitems__``) returns
+    ``{"image": (B, 3, S, S) uint8, "readable": (B,) bool, "ids": (B, L) long, "mask": (B, L)
+    long, "index": (B,) long, "image_index": (B,) long dense index of the image_id, numbered in
+    first-seen order}``; :func:`collate_pairs` then drops the unreadable ones."""
+
+    def __init__(
+        self,
+        records: list[TrainRecord],
+        pixels: np.ndarray,
+        readable: np.ndarray,
+        tokens: tuple[torch.Tensor, torch.Tensor],
+    ):
+        sizes = {len(records), len(pixels), len(readable), len(tokens[0]), len(tokens[1])}
+        if len(sizes) != 1:
+            raise ValueError(f"{len(records)} records but {sorted(sizes)} images/flags/tokens")
         self.records = records
-        self.image_root = Path(image_root)
-        self.image_size = image_size
+        self.pixels, self.readable, self.tokens = pixels, readable, tokens
         dense: dict[str, int] = {}
-        self.image_index = [dense.setdefault(r.image_id, len(dense)) for r in records]
+        image_index = [dense.setdefault(r.image_id, len(dense)) for r in records]
+        self.image_index = torch.tensor(image_index, dtype=torch.long)
         self._num_images = len(dense)
 
     @property
@@ -218,61 +264,55 @@ class TrainPairs(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> dict:
-        record = self.records[i]
-        try:
-            image = load_image(self.image_root / record.image, self.image_size)
-        except _UNREADABLE:
-            image = None
+    def __getitems__(self, indices: list[int]) -> dict:
+        index = torch.tensor(indices, dtype=torch.long)
+        ids, mask = self.tokens
         return {
-            "image": image,
-            "caption": pre_caption(record.caption),
-            "index": i,
-            "image_index": self.image_index[i],
+            "image": torch.from_numpy(np.ascontiguousarray(self.pixels[indices])),
+            "readable": torch.from_numpy(np.asarray(self.readable[indices], dtype=bool)),
+            "ids": ids[index].long(),
+            "mask": mask[index].long(),
+            "index": index,
+            "image_index": self.image_index[index],
         }
+
+    def __getitem__(self, i: int) -> dict:
+        return self.__getitems__([i])
 
 
 class ImageList(Dataset):
-    """Evaluation images; item i = ``{"image": (3, S, S), "label": int (-1 without labels),
-    "index": i}``. An unreadable image raises DataError: evaluation data must be intact."""
+    """Evaluation images over decoded pixels (n, 3, S, S) uint8; item i = ``{"image": (3, S, S)
+    float32 CLIP-normalised, "label": int (-1 without labels), "index": i}``."""
 
-    def __init__(self, paths: Sequence[str | Path], labels: Sequence[int] | None, image_size: int):
-        if labels is not None and len(labels) != len(paths):
-            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
-        self.paths = paths
+    def __init__(self, pixels: np.ndarray, labels: Sequence[int] | None):
+        if labels is not None and len(labels) != len(pixels):
+            raise ValueError(f"{len(pixels)} images but {len(labels)} labels")
+        self.pixels = pixels
         self.labels = labels
-        self.image_size = image_size
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.pixels)
 
     def __getitem__(self, i: int) -> dict:
-        try:
-            image = load_image(self.paths[i], self.image_size)
-        except _UNREADABLE as err:
-            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DataError(
-                f"evaluation image {self.paths[i]}: unreadable: {problem} "
-                "(replace or remove the file and its annotation)"
-            ) from err
         label = -1 if self.labels is None else self.labels[i]
-        return {"image": image, "label": label, "index": i}
+        return {
+            "image": normalise(torch.from_numpy(np.array(self.pixels[i]))),
+            "label": label,
+            "index": i,
+        }
 
 
-def collate_pairs(batch: list[dict]) -> tuple[dict | None, int]:
-    """Stack TrainPairs items, dropping those without an image. Returns (``{"image": (B, 3, S, S),
-    "caption": list of B str, "index": (B,) long, "image_index": (B,) long}`` or None when every
-    item was dropped, number dropped)."""
-    kept = [item for item in batch if item["image"] is not None]
-    dropped = len(batch) - len(kept)
-    if not kept:
+def collate_pairs(batch: Any) -> tuple[dict | None, int]:
+    """Drop the unreadable pairs of a :class:`TrainPairs` batch (the dict its ``__getitems__``
+    returns; typed Any as DataLoader's collate_fn). Returns (the batch without ``readable``,
+    B' <= B pairs, or None when every pair was unreadable; the number dropped)."""
+    keep = batch.pop("readable")
+    dropped = len(keep) - int(keep.sum())
+    if dropped == len(keep):
         return None, dropped
-    return {
-        "image": torch.stack([item["image"] for item in kept]),
-        "caption": [item["caption"] for item in kept],
-        "index": torch.tensor([item["index"] for item in kept], dtype=torch.long),
-        "image_index": torch.tensor([item["image_index"] for item in kept], dtype=torch.long),
-    }, dropped
+    if dropped:
+        batch = {key: value[keep] for key, value in batch.items()}
+    return batch, dropped
 
 
 def retrieval_targets(

@@ -19,16 +19,23 @@ Layout written by :func:`write_synthetic_dataset` (paths relative to ``out_dir``
     images/train/000000.png ...      train images
     images/retrieval/000000.png ...  retrieval images
     train.json      [{"image", "caption", "image_id", "paraphrases": [...]}, ...], a row per image
+    train.csv       (format "csv") the same pairs as open_clip reads them: filepath<TAB>title
+    shards/00000.tar ...  (format "webdataset") the same pairs as img2dataset writes them:
+                    {key}.png, {key}.txt, {key}.json per sample, SHARD_SIZE samples a shard,
+                    and a {shard}_stats.json with the sample count
     retrieval.json  [{"image", "caption": [captions_per_image strings]}, ...], COCO Karpathy style
     zeroshot/val/c000/0000.png ...   ImageFolder tree, one folder per "<colour> <shape>" class
     zeroshot/classes.json            {"classes": [...], "templates": ["a photo of a {}.", ...]}
     README.txt
 
-Output is a pure function of the arguments: the same arguments give byte-identical files.
+Output is a pure function of the arguments: the same arguments give byte-identical files. Every
+train format holds the same pairs in the same order with the same image bytes (the shards store
+the PNG files), so a trial reads the same batches from each.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Callable
@@ -36,7 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import webdataset as wds
 from PIL import Image, ImageDraw
+
+from trainables.config import TRAIN_FORMATS
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -67,6 +77,7 @@ GRID = 2  # objects sit in the cells of a GRID x GRID grid, at most one per cell
 OBJECT_COUNTS = (1, 2)  # objects per caption scene, drawn uniformly
 SUPERSAMPLE = 4  # scenes are drawn at 4x resolution and box-filtered down (anti-aliasing)
 HALF_EXTENT = {"small": 0.3, "large": 0.44}  # object half-size as a fraction of a grid cell
+SHARD_SIZE = 1000  # samples per WebDataset shard
 MAX_CAPTION_WORDS = 30  # = pre_caption's default max_words: no caption loses words to truncation
 
 SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
@@ -381,6 +392,39 @@ def _write_split(
     return rows
 
 
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """open_clip's CSV: a tab-separated filepath/title table (paths relative to the data dir)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["filepath", "title"])
+        writer.writerows([row["image"], row["caption"]] for row in rows)
+
+
+def _write_shards(out_dir: Path, rows: list[dict], shard_size: int) -> str:
+    """img2dataset-style shards of the train rows; returns the brace pattern of the shards."""
+    (out_dir / "shards").mkdir()
+    pattern = str(out_dir / "shards" / "%05d.tar")
+    with wds.ShardWriter(pattern, maxcount=shard_size, verbose=0, mtime=0, encoder=False) as sink:
+        for i, row in enumerate(rows):
+            meta = {"key": f"{i:09d}", "status": "success", "caption": row["caption"]}
+            meta |= {"image_id": row["image_id"], "paraphrases": row["paraphrases"]}
+            sink.write(
+                {
+                    "__key__": meta["key"],
+                    "png": (out_dir / row["image"]).read_bytes(),
+                    "txt": row["caption"].encode("utf-8"),
+                    "json": json.dumps(meta).encode("utf-8"),
+                }
+            )
+    n_shards = -(-len(rows) // shard_size)
+    for shard in range(n_shards):
+        count = min(shard_size, len(rows) - shard * shard_size)
+        _write_json(
+            out_dir / "shards" / f"{shard:05d}_stats.json", {"count": count, "successes": count}
+        )
+    return f"shards/{{00000..{n_shards - 1:05d}}}.tar"
+
+
 def _class_names() -> list[str]:
     return [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]
 
@@ -394,10 +438,20 @@ def write_synthetic_dataset(
     zeroshot_per_class: int = 8,
     captions_per_image: int = 5,
     image_size: int = 32,
-) -> dict:
+    formats: tuple[str, ...] = ("json",),
+    shard_size: int = SHARD_SIZE,
+) -> dict[str, int | str]:
     """Write the dataset (layout in the module docstring) into ``out_dir``, which must be absent
-    or empty, and return counts: ``{"seed", "train_images", "train_captions", "retrieval_images",
-    "retrieval_captions", "zeroshot_classes", "zeroshot_images"}``."""
+    or empty, with the train pairs in each of ``formats`` (train.json is always written;
+    shards of ``shard_size`` samples), and
+    return counts: ``{"seed", "train_images", "train_captions", "retrieval_images",
+    "retrieval_captions", "zeroshot_classes", "zeroshot_images"}`` and, with "webdataset",
+    ``"train_shards"`` (the shard pattern for data.train_shards)."""
+    unknown = sorted(set(formats) - set(TRAIN_FORMATS))
+    if unknown:
+        raise ValueError(
+            f"unknown train format {unknown[0]!r}; choose from {', '.join(TRAIN_FORMATS)}"
+        )
     if not 1 <= captions_per_image <= len(CAPTION_TEMPLATES):
         raise ValueError(
             f"captions_per_image={captions_per_image}: must be 1..{len(CAPTION_TEMPLATES)} "
@@ -427,6 +481,9 @@ def write_synthetic_dataset(
         for i, (path, caps) in enumerate(train)
     ]
     _write_json(out_dir / "train.json", train_rows)
+    if "csv" in formats:
+        _write_csv(out_dir / "train.csv", train_rows)
+    shards = _write_shards(out_dir, train_rows, shard_size) if "webdataset" in formats else None
     retrieval = _write_split(
         out_dir,
         "retrieval",
@@ -454,7 +511,7 @@ def write_synthetic_dataset(
         {"classes": classes, "templates": list(ZEROSHOT_TEMPLATES)},
     )
 
-    summary = {
+    summary: dict[str, int | str] = {
         "seed": seed,
         "train_images": n_train,
         "train_captions": n_train * captions_per_image,
@@ -463,6 +520,8 @@ def write_synthetic_dataset(
         "zeroshot_classes": len(classes),
         "zeroshot_images": len(classes) * zeroshot_per_class,
     }
+    if shards:
+        summary["train_shards"] = shards
     (out_dir / "README.txt").write_text(
         f"clipstudy synthetic dataset (seed {seed}): procedural {image_size}x{image_size} scenes "
         f"of {OBJECT_COUNTS[0]}-{OBJECT_COUNTS[-1]} shapes ({', '.join(SHAPES)}) in "

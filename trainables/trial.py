@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from trainables.config import TrialConfig
-from trainables.data import collate_pairs
+from trainables.data import collate_pairs, normalise
 from trainables.evaluation import evaluate
 from trainables.losses import build_loss
 from trainables.model import BimodalModel, place_on_device
@@ -103,7 +103,7 @@ class ViewMaker:
         """``{"image_aug_emb": (B, d), "text_aug_emb": (B, d)}`` for the loss."""
         start = time.perf_counter()
         where = {"seed": self.cfg.seed, "epoch": epoch, "step": step}
-        images = self.images(batch["image"], **where)
+        images = self.images(batch["image"], **where)  # uint8 pixels in, normalised views out
         texts = text_views(self.data.train.records, batch["index"].tolist(), **where)
         ids, mask = self.data.tokenizer(texts)
         self.seconds += time.perf_counter() - start
@@ -130,11 +130,12 @@ def _train_one_epoch(
         seen += n_skipped + (0 if batch is None else len(batch["index"]))
         if batch is None or len(batch["index"]) < 2:
             continue
-        ids, mask = data.tokenizer(batch["caption"])
+        ids, mask = batch["ids"], batch["mask"]  # the captions, tokenized once per trial
         start = time.perf_counter()
         data_time += start - tick
+        batch["image"] = batch["image"].to(device, non_blocking=True)  # uint8 (B, 3, S, S)
         with state.precision.autocast():
-            image_emb = state.model.encode_image(batch["image"].to(device, non_blocking=True))
+            image_emb = state.model.encode_image(normalise(batch["image"]))
             text_emb = state.model.encode_text(ids.to(device), mask.to(device))
             augmented = views.embed(state.model, batch, epoch, step) if views else {}
         index = batch["index"].to(device)
@@ -189,6 +190,7 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
         drop_last=True,
         collate_fn=collate_pairs,
         num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
         pin_memory=cfg.torch_device().type == "cuda",
     )
     for epoch in range(first_epoch, cfg.epochs):

@@ -1,24 +1,15 @@
-"""Everything a trial reads from disk: train pairs, retrieval set, zero-shot set, tokenizer."""
+"""Everything a trial reads: train pairs, retrieval set, zero-shot set (all from the image
+cache of :mod:`trainables.image_cache`) and the tokenizer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from trainables.config import TrialConfig
-from trainables.data import (
-    DataError,
-    ImageList,
-    TrainPairs,
-    ZeroShotSpec,
-    list_image_folder,
-    read_retrieval_annotations,
-    read_train_annotations,
-    read_zeroshot_classes,
-    retrieval_targets,
-)
+from trainables.data import ImageList, TrainPairs, ZeroShotSpec, pre_caption, retrieval_targets
+from trainables.image_cache import open_image_cache
 from trainables.tokenizer import CaptionTokenizer, trial_tokenizer
 
 
@@ -41,46 +32,37 @@ class TrialData:
     tokenizer: CaptionTokenizer
 
 
+def tokenize_all(
+    tokenizer: CaptionTokenizer, texts: list[str], chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (n, L) int32, attention mask (n, L) uint8) of ``texts``, tokenized once per trial
+    (not per step), in chunks to bound the tokenizer's temporary memory."""
+    ids, masks = [], []
+    for start in range(0, len(texts), chunk):
+        chunk_ids, chunk_mask = tokenizer(texts[start : start + chunk])
+        ids.append(chunk_ids.to(torch.int32))
+        masks.append(chunk_mask.to(torch.uint8))
+    return torch.cat(ids), torch.cat(masks)
+
+
 def load_trial_data(cfg: TrialConfig) -> TrialData:
-    """Read and check every annotation file of ``cfg.data``; raises DataError on bad input.
+    """The datasets of ``cfg.data`` at ``cfg.image_size`` from the image cache (built first when
+    the driver has not built it); raises DataError on bad input."""
+    cache = open_image_cache(cfg.data, cfg.image_size)
+    texts, txt2img, img2txt = retrieval_targets(cache.retrieval_records)
 
-    The tokenizer's vocabulary is built from the train captions (and their paraphrases), the
-    retrieval captions and the zero-shot prompts, so nothing is downloaded.
-    """
-    paths = cfg.data
-    train_records = read_train_annotations(paths.path("train_json"))
-    retrieval_records = read_retrieval_annotations(paths.path("retrieval_json"))
-    zeroshot = read_zeroshot_classes(paths.path("zeroshot_classes"))
-    zeroshot_files = list_image_folder(paths.path("zeroshot_dir"))
-    n_folders = len({label for _, label in zeroshot_files})
-    if n_folders != len(zeroshot.classes):
-        raise DataError(
-            f"zero-shot tree {paths.path('zeroshot_dir')} has {n_folders} class folders but "
-            f"{paths.path('zeroshot_classes')} names {len(zeroshot.classes)} classes; "
-            "they must match one to one, in sorted folder order"
-        )
+    # The tokenizer: a pretrained text tower's own, else word-level over the vocabulary of every
+    # caption, paraphrase and prompt (built once into the cache: no trial rescans the captions).
+    tokenizer = trial_tokenizer(cfg.model.text, cache.vocabulary, max_length=cfg.max_length)
 
-    texts, txt2img, img2txt = retrieval_targets(retrieval_records)
-    prompts = [t.format(c) for c in zeroshot.classes for t in zeroshot.templates]
-    train_texts = [text for r in train_records for text in (r.caption, *r.paraphrases)]
-    tokenizer = trial_tokenizer(
-        cfg.model.text, train_texts + texts + prompts, max_length=cfg.max_length
-    )
-
-    retrieval_root = paths.path("retrieval_images")
+    captions = tokenize_all(tokenizer, [pre_caption(r.caption) for r in cache.train_records])
     return TrialData(
-        train=TrainPairs(train_records, paths.path("train_images"), cfg.image_size),
-        retrieval_images=ImageList(
-            [retrieval_root / r.image for r in retrieval_records], None, cfg.image_size
-        ),
+        train=TrainPairs(cache.train_records, cache.train_pixels, cache.train_readable, captions),
+        retrieval_images=ImageList(cache.retrieval_pixels, None),
         retrieval_texts=texts,
         txt2img=txt2img,
         img2txt=img2txt,
-        zeroshot_images=ImageList(
-            [Path(p) for p, _ in zeroshot_files],
-            [label for _, label in zeroshot_files],
-            cfg.image_size,
-        ),
-        zeroshot=zeroshot,
+        zeroshot_images=ImageList(cache.zeroshot_pixels, cache.zeroshot_labels),
+        zeroshot=cache.zeroshot,
         tokenizer=tokenizer,
     )

@@ -1,11 +1,12 @@
 """Augmented views for AmCLR/xAmCLR: a transformed image x' and a paraphrased caption t'.
 
 Image views apply one operation of the reference set (reference/losses.md §4.3) with
-torchvision transforms v2 on pixels in [0, 1] (the CLIP normalisation is undone first and
-redone after): Gaussian blur (3x3, sigma 0.5), horizontal flip, vertical flip, Gaussian noise
-(sigma 0.05), brightness x U(0.8, 1.2), contrast x U(0.8, 1.2), sharpening (factor 1.5),
-center crop to 90 % resized back, center crop to 90 % zero-padded back. As in the reference,
-one operation is drawn per batch (``mode="batch"``), or one per image (``mode="sample"``).
+torchvision transforms v2 to a batch of uint8 pixels (as the image cache stores them) scaled
+to [0, 1], on the batch's device, then CLIP-normalise the result: Gaussian blur (3x3, sigma
+0.5), horizontal flip, vertical flip, Gaussian noise (sigma 0.05), brightness x U(0.8, 1.2),
+contrast x U(0.8, 1.2), sharpening (factor 1.5), center crop to 90 % resized back, center crop
+to 90 % zero-padded back. As in the reference, one operation is drawn per batch
+(``mode="batch"``), or one per image (``mode="sample"``).
 
 Text views use a real paraphrase of the caption when the record has any (the built-in dataset
 has several wordings per image; real train JSON may carry a ``paraphrases`` list), and only
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 
-from trainables.data import CLIP_MEAN, CLIP_STD, TrainRecord, pre_caption
+from trainables.data import TrainRecord, normalise_unit, pre_caption
 
 VIEW_MODES = ("batch", "sample")
 
@@ -60,18 +61,17 @@ def _seed(seed: int, epoch: int, step: int) -> int:
 
 
 class ImageViews:
-    """Maps a batch of CLIP-normalised images (B, 3, S, S) to augmented views (B, 3, S, S)."""
+    """Maps a batch of uint8 pixels (B, 3, S, S) to CLIP-normalised augmented views
+    (B, 3, S, S) float32."""
 
     def __init__(self, size: int, mode: str = "batch") -> None:
         if mode not in VIEW_MODES:
             raise ValueError(f"view mode must be one of {', '.join(VIEW_MODES)}, got {mode!r}")
         self.mode = mode
         self.operations = list(image_operations(size).values())
-        self.mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(CLIP_STD).view(3, 1, 1)
 
     def __call__(self, images: torch.Tensor, *, seed: int, epoch: int, step: int) -> torch.Tensor:
-        pixels = (images * self.std + self.mean).clamp(0.0, 1.0)
+        pixels = images.to(torch.float32) / 255.0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(seed, epoch, step))
             if self.mode == "batch":
@@ -82,7 +82,7 @@ class ImageViews:
                 viewed = torch.stack(
                     [self.operations[o](p) for o, p in zip(ops, pixels, strict=True)]
                 )
-        return (viewed.clamp(0.0, 1.0) - self.mean) / self.std
+        return normalise_unit(viewed.clamp(0.0, 1.0))
 
 
 def rewrite(caption: str, rng: random.Random) -> str:
