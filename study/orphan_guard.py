@@ -65,6 +65,9 @@ def stop_processes_with(variable: str, value: str, grace_s: float = GRACE_S) -> 
     while processes_with(variable, value) and time.monotonic() < deadline:
         time.sleep(0.1)
     _signal_all(processes_with(variable, value), signal.SIGKILL)
+    deadline = time.monotonic() + grace_s
+    while processes_with(variable, value) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @contextmanager

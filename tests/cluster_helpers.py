@@ -174,43 +174,54 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+SECOND_NODE_IP = "127.0.0.2"  # loopback too, but another node IP than the head's
+
+
 @contextmanager
-def ray_cluster(*nodes: list[str]) -> Iterator[str]:
-    """A Ray head and more nodes on this machine with their own temp dir, each started with
-    ``ray start`` and the arguments in ``nodes`` (the first is the head's); yields the head's
-    address and stops every node (``ray stop`` on that temp dir) afterwards."""
+def two_node_cluster(head_cpus: int = 1, second_cpus: int = 1) -> Iterator[tuple[str, Path]]:
+    """A Ray head and a second node (``ray start --address``, node IP 127.0.0.2, its own
+    custom resource ``second_node``) on this machine, sharing one short temp dir; yields the
+    head's address and that dir, and stops both nodes afterwards. Multi-node Ray needs
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`` on the nodes; the head then takes this host's IP."""
     tmpdir = short_tmpdir("rc")
-    env = ray_env(tmpdir)
+    env = ray_env(tmpdir, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
     port = free_port()
     address = f"127.0.0.1:{port}"
     ray = str(BIN / "ray")
     try:
-        head, *others = nodes
         subprocess.run(
             [
                 ray,
                 "start",
                 "--head",
                 f"--port={port}",
+                f"--num-cpus={head_cpus}",
+                "--num-gpus=0",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
                 f"--temp-dir={tmpdir}",
-                *head,
             ],
             env=env,
             check=True,
             capture_output=True,
             timeout=120,
         )
-        for node in others:
-            subprocess.run(
-                [ray, "start", f"--address={address}", *node],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-        yield address
+        subprocess.run(
+            [
+                ray,
+                "start",
+                f"--address={address}",
+                f"--num-cpus={second_cpus}",
+                "--num-gpus=0",
+                f"--node-ip-address={SECOND_NODE_IP}",
+                '--resources={"second_node": 1}',
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        yield address, tmpdir
     finally:
         # `ray stop` would stop every Ray of this user on the machine: stop this one only
         stop_processes_with("RAY_TMPDIR", str(tmpdir))
