@@ -28,17 +28,35 @@ def check_data(cfg: StudyConfig) -> None:
 
 
 def check_reachable(address: str, timeout_s: float = 3.0) -> None:
-    """Fail fast for a ``host:port`` nobody listens on (ray.init would retry for minutes)."""
-    if address in ("auto", "local") or "://" in address:
+    """Fail fast for a cluster nobody answers at (ray.init would retry a dead GCS for
+    minutes): ``auto`` is resolved as Ray resolves it (``RAY_ADDRESS``, else the bootstrap
+    file of the last ``ray start``, which outlives a dead head), then its ``host:port`` must
+    accept a connection within ``timeout_s``. ``ray://`` client addresses are left to Ray."""
+    if "://" in address:
         return
-    host, _, port = address.rpartition(":")
+    target = _resolve_auto(address) if address == "auto" else address
+    host, _, port = target.rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
             pass
     except (OSError, ValueError) as exc:
+        found = f" (found {target} for 'auto')" if target != address else ""
         raise UsageError(
-            f"cannot reach a Ray cluster at {address!r} ({exc}); "
+            f"cannot reach a Ray cluster at {address!r}{found} ({exc}); "
             "start one with `ray start --head` or leave out --address"
+        ) from None
+
+
+def _resolve_auto(address: str) -> str:
+    """The ``host:port`` that ``ray.init(address="auto")`` would join on this machine."""
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        return get_ray_address_from_environment(address, None)
+    except ConnectionError:
+        raise UsageError(
+            "--address auto found no running Ray cluster on this machine; start one with "
+            "`ray start --head` or pass --address HOST:PORT"
         ) from None
 
 

@@ -1,7 +1,8 @@
 """Study files: TOML plus ``--set section.key=value`` overrides -> frozen, validated config.
 
 Sections: ``[study]`` (name, space, metric, trials per cell, ...), ``[scheduler]`` (ASHA),
-``[resources]`` (per trial, concurrency), ``[data]`` (:class:`trainables.config.DataPaths`),
+``[resources]`` (per trial, concurrency), ``[storage]`` (where checkpoints and the Optuna
+study live, for clusters), ``[data]`` (:class:`trainables.config.DataPaths`),
 ``[model]`` (:class:`trainables.model.ModelConfig`), ``[trial]`` (the non-searched fields of
 :class:`trainables.config.TrialConfig`) and ``[search]`` (overrides of the search space: a
 scalar fixes a parameter, a list narrows its choices, ``[low, high]`` narrows its range).
@@ -30,6 +31,7 @@ from trainables.metric_names import METRIC_MODES
 from trainables.model_config import ModelConfig
 
 RENAMED = {("study", "num_samples"): "trials_per_cell"}  # (section, old key) -> new key
+MOVED = {("study", "storage"): ("storage", "optuna")}  # still read: old run dirs hold it
 SEARCHED_TRIAL_FIELDS = (
     "loss",
     "optimizer",
@@ -51,7 +53,6 @@ class StudySection:
     trials_per_cell: int = 4  # every (loss, optimizer) cell gets the same tuning budget
     seed: int = 0
     runs_dir: str = "runs"
-    storage: str = ""  # "" = run_dir/optuna.db; an SQLAlchemy URL; or "journal:PATH"
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
@@ -97,6 +98,27 @@ class ResourcesSection:
 
 
 @dataclass(frozen=True)
+class StorageSection:
+    """Where a run keeps what outlives its driver. ``checkpoints``: Ray Tune's storage path,
+    "" = ``<run dir>/ray``, else a URI pyarrow opens (``s3://bucket/prefix``, ``gs://...``) or
+    an absolute path on a filesystem every node mounts; the run's experiments go under
+    ``<checkpoints>/<study name>``. ``optuna``: "" = ``<run dir>/optuna.db``, an SQLAlchemy URL
+    (``postgresql://user@host/db`` for a dashboard shared across machines) or
+    ``journal:PATH``."""
+
+    checkpoints: str = ""
+    optuna: str = ""
+
+    def __post_init__(self) -> None:
+        relative = "://" not in self.checkpoints and not Path(self.checkpoints).is_absolute()
+        if self.checkpoints and relative:
+            raise ValueError(
+                f"storage.checkpoints must be a URI such as s3://bucket/prefix or an "
+                f"absolute path, got {self.checkpoints!r}"
+            )
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A whole study file, validated."""
 
@@ -105,6 +127,7 @@ class StudyConfig:
     resources: ResourcesSection
     trial: TrialConfig
     search: Mapping[str, Any] = field(default_factory=dict)
+    storage: StorageSection = field(default_factory=StorageSection)
 
     @property
     def space(self) -> SearchSpace:
@@ -125,7 +148,7 @@ class StudyConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.study.storage or default_storage_url(self.run_dir)
+        return self.storage.optuna or default_storage_url(self.run_dir)
 
 
 def _check_type(where: str, value: Any, annotation: Any) -> Any:
@@ -186,7 +209,7 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-SECTIONS = ("study", "scheduler", "resources", "data", "model", "trial", "search")
+SECTIONS = ("study", "scheduler", "resources", "storage", "data", "model", "trial", "search")
 
 
 def load_config(
@@ -234,9 +257,11 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
             raise UsageError(f"[{section}] must be a table, got {table!r}")
     if "data" not in raw:
         raise UsageError("the study file needs a [data] table with dir = <dataset directory>")
+    raw = _moved_keys(raw)
     study = _build(StudySection, "study", raw.get("study", {"name": ""}))
     scheduler = _build(SchedulerSection, "scheduler", raw.get("scheduler", {}))
     resources = _build(ResourcesSection, "resources", raw.get("resources", {}))
+    storage = _build(StorageSection, "storage", raw.get("storage", {}))
     data = _build(DataPaths, "data", raw["data"])
     data = dataclasses.replace(data, dir=str(Path(data.dir).resolve()))  # trials run elsewhere
     model = _build(ModelConfig, "model", raw.get("model", {})).with_absolute_paths()
@@ -254,7 +279,8 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     trial = _build(
         TrialConfig, "trial", trial_values, data=data, model=model, epochs=scheduler.max_epochs
     )
-    cfg = StudyConfig(study, scheduler, resources, trial, dict(raw.get("search", {})))
+    search = dict(raw.get("search", {}))
+    cfg = StudyConfig(study, scheduler, resources, trial, search, storage=storage)
     if cfg.study.metric not in METRIC_MODES:
         raise UsageError(
             f"study.metric {cfg.study.metric!r} is not a reported metric; "
@@ -273,6 +299,25 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         raise UsageError(str(exc)) from None
     check_sampled_configs(cfg)
     return cfg
+
+
+def _moved_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with every key of :data:`MOVED` put under its new section and name; UsageError
+    when a file sets both the old and the new key."""
+    moved = {section: dict(table) for section, table in raw.items()}
+    for (section, key), (new_section, new_key) in MOVED.items():
+        if key not in moved.get(section, {}):
+            continue
+        value = moved[section].pop(key)
+        target = moved.setdefault(new_section, {})
+        if new_key in target and value not in ("", target[new_key]):
+            raise UsageError(
+                f"{section}.{key} and {new_section}.{new_key} are both set; "
+                f"keep only [{new_section}] {new_key}"
+            )
+        if value != "":
+            target.setdefault(new_key, value)
+    return moved
 
 
 def check_sampled_configs(cfg: StudyConfig, n_trials: int = 64) -> None:
@@ -297,6 +342,7 @@ def to_toml(cfg: StudyConfig) -> str:
         "study": dataclasses.asdict(cfg.study),
         "scheduler": dataclasses.asdict(cfg.scheduler),
         "resources": dataclasses.asdict(cfg.resources),
+        "storage": dataclasses.asdict(cfg.storage),
         "data": trial.pop("data"),
         "model": trial.pop("model"),
         "trial": {k: v for k, v in trial.items() if k not in SEARCHED_TRIAL_FIELDS},

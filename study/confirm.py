@@ -24,9 +24,11 @@ from study.checks import check_data, check_model
 from study.config import StudyConfig
 from study.data_cache import prepare_data
 from study.errors import UsageError
+from study.preflight import run_preflight
 from study.ray_session import (
     can_restore,
     experiment_dir,
+    experiment_exists,
     interrupted,
     new_tuner,
     restored_tuner,
@@ -119,7 +121,7 @@ def _planned(cfg: StudyConfig, seeds: int, cells: list[str] | None) -> ConfirmPl
     """The plan from the sweep's cell studies; UsageError when there is nothing to confirm."""
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
-    storage = open_storage(existing_storage_url(cfg.study.storage, cfg.run_dir))
+    storage = open_storage(existing_storage_url(cfg.storage.optuna, cfg.run_dir))
     studies = load_cell_studies(storage, cfg.study.name)
     if not studies:
         raise UsageError(f"{cfg.run_dir} has no Optuna study; run the sweep first")
@@ -171,13 +173,13 @@ def run_confirmation(
     ``confirm_plan.json`` is written before training (so --resume knows the seeds), and
     ``confirm.parquet`` only once every run finished or failed.
     """
-    plan_file, ray_dir = cfg.run_dir / PLAN_FILE, experiment_dir(cfg, EXPERIMENT)
+    plan_file = cfg.run_dir / PLAN_FILE
     if resume:
         plan = _resumed_plan(plan_file, seeds, cells)
-    elif ray_dir.exists():
+    elif experiment_exists(cfg, EXPERIMENT):
         raise UsageError(
             f"{cfg.run_dir} already has a confirmation; pass --resume to continue it, or "
-            f"delete {ray_dir} and {plan_file.name} to start again"
+            f"delete {experiment_dir(cfg, EXPERIMENT)} and {plan_file.name} to start again"
         )
     else:
         plan = _planned(cfg, seeds, cells)
@@ -185,6 +187,8 @@ def run_confirmation(
     check_data(cfg)
     prepare_data(cfg)  # the sweep's image cache, reused (or rebuilt if the data changed)
     start_ray(address)
+    if address:
+        run_preflight(cfg)
     from ray import tune
 
     from study.trainable import train_confirmation

@@ -19,7 +19,7 @@ def storage_url_of(run_dir: Path) -> str:
             f"{run_dir} is not a clipstudy run directory (no study.toml); "
             "pass a directory created by `clipstudy sweep`"
         )
-    return existing_storage_url(load_config(run_dir / "study.toml").study.storage, run_dir)
+    return existing_storage_url(load_config(run_dir / "study.toml").storage.optuna, run_dir)
 
 
 def open_dashboard_storage(url: str) -> optuna.storages.BaseStorage:

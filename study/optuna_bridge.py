@@ -7,6 +7,12 @@ budget, PRUNED when the scheduler stopped it earlier, and FAIL with the reason o
 Each Optuna trial carries the user attributes ``loss``, ``optimizer``, ``epochs_completed``,
 ``ray_trial_id`` (and ``fail_reason`` for failures).
 
+After a kill -9 of the driver, Ray's last experiment snapshot may predate the newest Optuna
+trials: those asked in the seconds before the kill stay RUNNING with no Ray trial, and the
+restored searcher would ask new ones for the same budget. :meth:`requeue_lost_trials` puts them
+back to WAITING on restore, so Optuna's next ``ask`` hands them out again (same number, same
+parameters: Optuna reuses a parameter a trial already has).
+
 Ray tells the searcher about an error before the error's text is at hand, so failures are
 told by :class:`FailureRecorder`, a Tune callback that runs right after, with the reason.
 """
@@ -20,7 +26,7 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
-from study.ray_optuna_adapter import asked_trial
+from study.ray_optuna_adapter import asked_trial, asked_trials
 from study.storage import open_storage
 from study.studies import load_cell_studies
 
@@ -43,6 +49,8 @@ class TruthfulOptunaSearch(OptunaSearch):
 
     def __init__(self, *args, max_epochs: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._study_storage: optuna.storages.BaseStorage | None = kwargs.get("storage")
+        self._study_name_given: str | None = kwargs.get("study_name")
         self._max_epochs = max_epochs
         self._reported_steps: dict[str, set[int]] = {}
         self._finished: set[str] = set()  # Ray trials whose completion was handled
@@ -56,6 +64,25 @@ class TruthfulOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("optimizer", config.get("optimizer"))
             ot_trial.set_user_attr("epochs_completed", 0)
         return config
+
+    def requeue_lost_trials(self) -> int:
+        """Set WAITING every RUNNING trial of the study that no Ray trial of this (restored)
+        searcher was asked for; returns how many."""
+        storage = getattr(self, "_study_storage", None)  # absent in older pickles
+        name = getattr(self, "_study_name_given", None)
+        if storage is None or name is None:
+            return 0
+        asked = {trial.number for trial in asked_trials(self).values()}
+        study_id = storage.get_study_id_from_name(name)
+        lost = [
+            trial.number
+            for trial in storage.get_all_trials(study_id, deepcopy=False)
+            if trial.state == TrialState.RUNNING and trial.number not in asked
+        ]
+        for number in lost:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            storage.set_trial_state_values(trial_id, state=TrialState.WAITING)
+        return len(lost)
 
     def _record(self, trial_id: str, result: dict) -> None:
         """Report ``result``'s metric at step ``epoch`` once, and the epochs completed."""

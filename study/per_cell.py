@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
+from study.optuna_bridge import TruthfulOptunaSearch
+
 
 class PerCellSearch(Searcher):
     """Round-robin over cells, each suggesting from its own searcher.
@@ -68,8 +70,13 @@ class PerCellSearch(Searcher):
             pickle.dump(self.__dict__, file)
 
     def restore(self, checkpoint_path: str) -> None:
+        """The state :meth:`save` wrote; Optuna trials asked after it (lost with a killed
+        driver) are handed out again rather than asked anew."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        for searcher in self.searchers.values():
+            if isinstance(searcher, TruthfulOptunaSearch):
+                searcher.requeue_lost_trials()
 
 
 class PerCellASHA(FIFOScheduler):

@@ -25,3 +25,8 @@ from ray.tune.search.optuna import OptunaSearch
 def asked_trial(searcher: OptunaSearch, ray_trial_id: str) -> optuna.trial.Trial:
     """The Optuna trial that ``searcher.suggest(ray_trial_id)`` asked its study for."""
     return searcher._ot_trials[ray_trial_id]
+
+
+def asked_trials(searcher: OptunaSearch) -> dict[str, optuna.trial.Trial]:
+    """Ray trial id -> the Optuna trial ``searcher`` asked for it, for every trial so far."""
+    return dict(searcher._ot_trials)

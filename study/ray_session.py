@@ -1,6 +1,7 @@
 """The Ray Tune side that a sweep and a confirmation share: starting or joining Ray, the
 trainable with the study's resources, a fresh or restored ``tune.Tuner`` of one experiment
-under ``<run dir>/ray/<experiment>``, and whether its fit was interrupted.
+under the run's checkpoint root (``<run dir>/ray`` or ``[storage] checkpoints``/``<name>``),
+and whether its fit was interrupted.
 
 Every experiment keeps one checkpoint per trial, fails a trial on its first error (no retry)
 and prints nothing of Ray's own (``verbose=0``; :mod:`study.progress` prints the sweep).
@@ -8,21 +9,25 @@ and prints nothing of Ray's own (``verbose=0``; :mod:`study.progress` prints the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from study import orphan_guard
 from study.checks import check_reachable
 from study.config import StudyConfig
 from study.errors import UsageError
 from study.ray_env import configure_ray_env
+from study.storage import location_exists
 
 TrainFunction = Callable[[dict[str, Any], dict[str, Any]], None]  # (config, base) -> None
 
 
 def start_ray(address: str | None) -> None:
-    """Connect to the cluster at ``address`` or start a local Ray; UsageError if unreachable."""
+    """Connect to the cluster at ``address``, or start a new local Ray (never a stale one a
+    bootstrap file points at) whose processes a guard stops when this driver exits, however
+    it ends; UsageError if the cluster is unreachable."""
     configure_ray_env()
     if address:
         check_reachable(address)
@@ -30,14 +35,19 @@ def start_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    init = functools.partial(
+        ray.init,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+    )
+    if not address:
+        with orphan_guard.guard():
+            init(address="local")
+        return
     try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=True,
-        )
+        init(address=address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
@@ -46,16 +56,29 @@ def start_ray(address: str | None) -> None:
         ) from None
 
 
-def experiment_dir(cfg: StudyConfig, experiment: str) -> Path:
-    """Where Ray Tune keeps the experiment ``experiment`` of the run: ``run_dir/ray/NAME``."""
-    return cfg.run_dir / "ray" / experiment
+def checkpoint_root(cfg: StudyConfig) -> str:
+    """Ray Tune's storage path of the run: ``<run dir>/ray`` by default, else
+    ``<[storage] checkpoints>/<study name>`` (a URI or an absolute shared path)."""
+    if not cfg.storage.checkpoints:
+        return str(cfg.run_dir / "ray")
+    return f"{cfg.storage.checkpoints.rstrip('/')}/{cfg.study.name}"
+
+
+def experiment_dir(cfg: StudyConfig, experiment: str) -> str:
+    """Where Ray Tune keeps the experiment ``experiment`` of the run (a path or a URI)."""
+    return f"{checkpoint_root(cfg)}/{experiment}"
+
+
+def experiment_exists(cfg: StudyConfig, experiment: str) -> bool:
+    """Whether anything of the experiment ``experiment`` was written yet."""
+    return location_exists(experiment_dir(cfg, experiment))
 
 
 def can_restore(cfg: StudyConfig, experiment: str) -> bool:
     """Whether the run holds a Ray Tune experiment ``experiment`` that can be resumed."""
     from ray import tune
 
-    return tune.Tuner.can_restore(str(experiment_dir(cfg, experiment)))
+    return tune.Tuner.can_restore(experiment_dir(cfg, experiment))
 
 
 def ray_trainable(cfg: StudyConfig, function: TrainFunction):
@@ -90,7 +113,7 @@ def new_tuner(
         ),
         run_config=tune.RunConfig(
             name=experiment,
-            storage_path=str(cfg.run_dir / "ray"),
+            storage_path=checkpoint_root(cfg),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0),
             callbacks=callbacks,
@@ -105,7 +128,7 @@ def restored_tuner(cfg: StudyConfig, experiment: str, function: TrainFunction):
     from ray import tune
 
     return tune.Tuner.restore(
-        str(experiment_dir(cfg, experiment)),
+        experiment_dir(cfg, experiment),
         trainable=ray_trainable(cfg, function),
         resume_unfinished=True,
     )

@@ -27,9 +27,12 @@ from study.optuna_bridge import (
     trial_dirname,
 )
 from study.per_cell import PerCellASHA, PerCellSearch
+from study.preflight import run_preflight
 from study.progress import ProgressPrinter
 from study.ray_session import (
     can_restore,
+    experiment_dir,
+    experiment_exists,
     interrupted,
     new_tuner,
     restored_tuner,
@@ -131,6 +134,11 @@ def check_run_dir(cfg: StudyConfig, resume: bool) -> None:
             f"run directory {run_dir} already exists; pass --resume to continue it "
             "or --name to start another"
         )
+    elif cfg.storage.checkpoints and experiment_exists(cfg, EXPERIMENT):
+        raise UsageError(
+            f"the checkpoint storage already holds {experiment_dir(cfg, EXPERIMENT)}; "
+            "pass --name to start another run, or delete it"
+        )
 
 
 def run_sweep(
@@ -147,6 +155,8 @@ def run_sweep(
         cfg.run_dir.mkdir(parents=True)
         (cfg.run_dir / "study.toml").write_text(to_toml(cfg))
     try:
+        if address:
+            run_preflight(cfg)
         tuner = _tuner(cfg, resume)
         if not resume:
             _describe_run(cfg)

@@ -143,7 +143,7 @@ def test_storage_url_of_a_configured_storage(tmp_path: Path, tiny_dataset: Path)
     run_dir.mkdir()
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     text = to_toml(make_config(tmp_path, tiny_dataset)).replace(
-        'storage = ""', f"storage = {json.dumps(url)}"
+        'optuna = ""', f"optuna = {json.dumps(url)}"
     )
     (run_dir / "study.toml").write_text(text)
     assert storage_url_of(run_dir) == url
@@ -184,9 +184,7 @@ def _run_dir_with_storage(tmp_path: Path, tiny_dataset: Path, url: str) -> Path:
     run_dir = tmp_path / "runs" / NAME
     run_dir.mkdir(parents=True)
     text = to_toml(make_config(tmp_path, tiny_dataset))
-    (run_dir / "study.toml").write_text(
-        text.replace('storage = ""', f"storage = {json.dumps(url)}")
-    )
+    (run_dir / "study.toml").write_text(text.replace('optuna = ""', f"optuna = {json.dumps(url)}"))
     return run_dir
 
 

@@ -1,0 +1,97 @@
+"""``[storage] optuna = "postgresql://..."`` against a real PostgreSQL server the test starts
+(Debian's binaries, a temp data dir, 127.0.0.1 on a free port): a sweep interrupted and
+resumed keeps every trial once in PostgreSQL (no ``optuna.db`` in the run directory), and
+``clipstudy dashboard`` serves those studies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+
+import optuna
+import pandas as pd
+import pytest
+import sqlalchemy
+from cluster_helpers import BIN, free_port, postgres_server
+from test_dashboard import STARTUP_TIMEOUT_S, get_json
+from test_sweep import CELLS, _interrupt, assert_truthful
+from test_sweep import write_config as write_sweep_config
+
+from study.cli import run
+from study.studies import load_cell_studies
+
+NAME = "pg-resumable"
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
+
+
+def _studies(url: str) -> dict[str, optuna.Study]:
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    return load_cell_studies(storage, NAME)
+
+
+def _finished(url: str) -> int:
+    try:
+        return sum(t.state.is_finished() for s in _studies(url).values() for t in s.trials)
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
+        return 0  # the sweep has not created the tables or studies yet
+
+
+def _serve_dashboard(run_dir, tmp_path):
+    port = free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "clipstudy"), "dashboard", str(run_dir), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        assert process.poll() is None, (tmp_path / "dashboard.log").read_text()
+        try:
+            get_json(f"http://127.0.0.1:{port}/api/studies")
+            return process, f"http://127.0.0.1:{port}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            assert time.monotonic() < deadline, "the dashboard never answered"
+            time.sleep(0.25)
+
+
+def test_interrupted_sweep_resumes_in_postgres_and_the_dashboard_reads_it(
+    postgres_url, tiny_dataset, tmp_path
+):
+    config = write_sweep_config(tmp_path, tiny_dataset, name=NAME, trials_per_cell=2)
+    config.write_text(config.read_text() + f'\n[storage]\noptuna = "{postgres_url}"\n')
+    run_dir = tmp_path / "runs" / NAME
+    _interrupt(["sweep", str(config)], ready=lambda: _finished(postgres_url) >= 1)
+    assert 1 <= _finished(postgres_url) < 4
+
+    assert run(["sweep", str(run_dir), "--resume"]) == 0
+    assert not (run_dir / "optuna.db").exists()
+    studies = _studies(postgres_url)
+    assert {cell: len(s.trials) for cell, s in studies.items()} == dict.fromkeys(CELLS, 2)
+    trials = [t for s in studies.values() for t in s.trials]
+    assert len({t.user_attrs["ray_trial_id"] for t in trials}) == 4
+    assert all(t.state.is_finished() for t in trials)
+    assert_truthful(trials)
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert not table.duplicated(["trial_id", "epoch"]).any()
+
+    process, base = _serve_dashboard(run_dir, tmp_path)
+    try:
+        listing = get_json(f"{base}/api/studies")["study_summaries"]
+        served = {s["study_name"]: s["study_id"] for s in listing}
+        assert set(served) == {NAME, *(s.study_name for s in studies.values())}
+        for study in studies.values():
+            detail = get_json(f"{base}/api/studies/{served[study.study_name]}")
+            numbers = sorted(t["number"] for t in detail["trials"])
+            assert numbers == sorted(t.number for t in study.trials)
+            assert json.dumps(detail["trials"])  # the served trials are plain JSON
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

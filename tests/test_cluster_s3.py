@@ -1,0 +1,138 @@
+"""A sweep whose checkpoints live on a real S3 server (moto on loopback), killed with -9 and
+resumed; on the way, the two local-Ray promises: a stale bootstrap file does not stop the
+sweep from starting its own Ray, and the Ray it started does not outlive the killed driver.
+
+One sweep is started and killed once (module fixture) and the tests read what it left.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.fs
+import pytest
+from cluster_helpers import clipstudy, ray_env, s3_server, short_tmpdir
+from test_sweep import CELLS, _finished_trials, _wait_for, assert_truthful, load_studies
+from test_sweep import write_config as write_sweep_config
+
+from study.orphan_guard import processes_with
+
+NAME = "s3-resumable"
+BUCKET_PREFIX = "clipstudy/runs"
+STALE_ADDRESS = "127.0.0.1:9"  # a `ray start --head` that died: nothing listens there
+ORPHAN_TIMEOUT_S = 15
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+def _stale_ray_tmpdir() -> Path:
+    """A Ray temp dir whose bootstrap file still names a dead head."""
+    tmpdir = short_tmpdir("rs")
+    (tmpdir / "ray").mkdir()
+    (tmpdir / "ray" / "ray_current_cluster").write_text(STALE_ADDRESS)
+    return tmpdir
+
+
+@pytest.fixture(scope="module")
+def killed(s3, tiny_dataset, tmp_path_factory):
+    """A sweep of 2 cells x 2 trials with ``[storage] checkpoints`` on S3, started beside a
+    stale bootstrap file and killed with SIGKILL once one trial finished."""
+    tmp = tmp_path_factory.mktemp("s3")
+    config = write_sweep_config(tmp, tiny_dataset, name=NAME, trials_per_cell=2)
+    config.write_text(config.read_text() + f'\n[storage]\ncheckpoints = "s3://{BUCKET_PREFIX}"\n')
+    run_dir = tmp / "runs" / NAME
+    ray_tmpdir = _stale_ray_tmpdir()
+    env = ray_env(ray_tmpdir)
+    started = time.monotonic()
+    driver = clipstudy(
+        "sweep", str(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
+        first_trial_s = time.monotonic() - started
+        ray_processes = processes_with("RAY_TMPDIR", str(ray_tmpdir))
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+        killed_at = time.monotonic()
+        gone = _wait_for(
+            lambda: not processes_with("RAY_TMPDIR", str(ray_tmpdir)), ORPHAN_TIMEOUT_S
+        )
+        orphans_s = time.monotonic() - killed_at
+    finally:
+        driver.kill()
+    return {
+        "run_dir": run_dir,
+        "ray_tmpdir": ray_tmpdir,
+        "env": env,
+        "first_trial_s": first_trial_s,
+        "ray_processes": ray_processes,
+        "orphans_gone": gone,
+        "orphans_s": orphans_s,
+    }
+
+
+def test_stale_bootstrap_file_does_not_stop_a_local_ray(killed):
+    """Without --address the sweep started its own Ray (a session beside the stale file, whose
+    dead head it did not try to join for minutes) and a trial finished."""
+    assert killed["first_trial_s"] < 120
+    ray_dir = killed["ray_tmpdir"] / "ray"
+    assert (ray_dir / "ray_current_cluster").read_text() == STALE_ADDRESS  # left alone
+    assert len(list(ray_dir.glob("session_2*"))) == 1
+
+
+def test_killed_driver_leaves_no_ray_processes(killed):
+    assert len(killed["ray_processes"]) >= 3  # driver, GCS, raylet at least
+    left = processes_with("RAY_TMPDIR", str(killed["ray_tmpdir"]))
+    assert killed["orphans_gone"], f"still running {ORPHAN_TIMEOUT_S} s after kill -9: {left}"
+
+
+def _s3_objects(prefix: str) -> list[str]:
+    s3 = pyarrow.fs.FileSystem.from_uri(f"s3://{prefix}")[0]
+    selector = pyarrow.fs.FileSelector(prefix, recursive=True, allow_not_found=True)
+    return [info.path for info in s3.get_file_info(selector)]
+
+
+def test_resume_from_s3_loses_and_duplicates_nothing(killed):
+    run_dir = killed["run_dir"]
+    assert not (run_dir / "ray").exists()  # the experiment is on S3, not in the run dir
+    assert any(
+        p.endswith("experiment_state.json") or "experiment_state" in p
+        for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep")
+    )
+    assert _finished_trials(run_dir) < 4
+
+    resumed = clipstudy(
+        "sweep",
+        str(run_dir),
+        "--resume",
+        env=killed["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+
+    trials = [t for study in load_studies(run_dir).values() for t in study.trials]
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in trials]
+    assert len(set(ray_ids)) == len(ray_ids) == 4
+    assert all(t.state.is_finished() for t in trials)
+    assert_truthful(trials)
+    assert {cell: len(s.trials) for cell, s in load_studies(run_dir).items()} == dict.fromkeys(
+        CELLS, 2
+    )
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert table["trial_id"].nunique() == 4
+    assert not table.duplicated(["trial_id", "epoch"]).any()
+    checkpoints = {
+        p.split("/")[4] for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep") if "/checkpoint_" in p
+    }
+    assert len(checkpoints) == 4  # one trial directory with a checkpoint per trial
