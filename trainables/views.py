@@ -70,7 +70,25 @@ class ImageViews:
         self.mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
         self.std = torch.tensor(CLIP_STD).view(3, 1, 1)
 
-    def __call__(self, images: torch.Tensor, *, seed: int, epoch: int, step: int) -> torch.Tensor:
+    def __call__(
+        self,
+        images: torch.Tensor,
+        *,
+        seed: int,
+        epoch: int,
+        step: int,
+        rows: slice = slice(None),
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """The views of ``images``, rows ``rows`` of a batch of ``batch_size`` (default: the
+        whole batch) whose draws come from (seed, epoch, step): a data-parallel rank gets the
+        views its rows get in one process, by viewing a batch of ``batch_size`` that holds its
+        images in ``rows`` (the random draws depend on the batch's shape, not on the other
+        images; the cost is that of the whole batch)."""
+        if batch_size is not None and batch_size != len(images):
+            batch = images.new_zeros((batch_size, *images.shape[1:]))
+            batch[rows] = images
+            return self(batch, seed=seed, epoch=epoch, step=step)[rows]
         pixels = (images * self.std + self.mean).clamp(0.0, 1.0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(seed, epoch, step))
