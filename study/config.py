@@ -85,15 +85,31 @@ class SchedulerSection:
 
 @dataclass(frozen=True)
 class ResourcesSection:
+    """What one trial asks Ray for. With ``workers_per_trial`` W > 1 the trial trains
+    data-parallel on W Ray Train workers, each with 1/W of ``cpus_per_trial`` and
+    ``gpus_per_trial`` (a whole number of GPUs per worker)."""
+
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int = 2
     reuse_actors: bool = True
+    workers_per_trial: int = 1
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_concurrent < 1:
             raise ValueError(
                 "resources: cpus_per_trial must be > 0, gpus_per_trial >= 0, max_concurrent >= 1"
+            )
+        if self.workers_per_trial < 1:
+            raise ValueError(
+                f"resources.workers_per_trial must be >= 1, got {self.workers_per_trial}"
+            )
+        per_worker = self.gpus_per_trial / self.workers_per_trial
+        if self.workers_per_trial > 1 and per_worker != int(per_worker):
+            raise ValueError(
+                f"resources.gpus_per_trial {self.gpus_per_trial:g} must give each of the "
+                f"{self.workers_per_trial} workers_per_trial a whole number of GPUs "
+                "(one process per GPU); use a multiple of workers_per_trial"
             )
 
 
@@ -297,6 +313,13 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         cfg.space.validate()
     except OverrideError as exc:
         raise UsageError(str(exc)) from None
+    workers = cfg.resources.workers_per_trial
+    if cfg.trial.batch_size % workers:
+        raise UsageError(
+            f"trial.batch_size {cfg.trial.batch_size} must be divisible by "
+            f"resources.workers_per_trial {workers} (each worker takes an equal share of the "
+            "global batch)"
+        )
     check_sampled_configs(cfg)
     return cfg
 
@@ -328,6 +351,11 @@ def check_sampled_configs(cfg: StudyConfig, n_trials: int = 64) -> None:
         try:
             trial = cfg.trial.with_params(params)
             build_loss(trial.loss, num_samples=2, **trial.loss_kwargs())
+            if trial.batch_size % cfg.resources.workers_per_trial:
+                raise ValueError(
+                    f"batch_size {trial.batch_size} is not divisible by "
+                    f"resources.workers_per_trial {cfg.resources.workers_per_trial}"
+                )
         except ValueError as exc:
             raise UsageError(
                 f"search space {cfg.study.space!r} with [search] {dict(cfg.search)} can give "

@@ -12,6 +12,7 @@ RAY_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "RAY_TRAIN_V2_ENABLED": "1",  # data-parallel trials use Ray Train V2 (study.trainable)
 }
 
 

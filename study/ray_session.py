@@ -21,7 +21,8 @@ from study.errors import UsageError
 from study.ray_env import configure_ray_env
 from study.storage import location_exists
 
-TrainFunction = Callable[[dict[str, Any], dict[str, Any]], None]  # (config, base) -> None
+TrainFunction = Callable[..., None]  # (config, base[, workers]) -> None
+DRIVER_MEMORY = 256 * 2**20  # bytes Ray reserves for the driver of a data-parallel trial
 
 
 def start_ray(address: str | None) -> None:
@@ -82,11 +83,31 @@ def can_restore(cfg: StudyConfig, experiment: str) -> bool:
 
 
 def ray_trainable(cfg: StudyConfig, function: TrainFunction):
-    """``function(config, base)`` with the study's base trial config and resources."""
+    """``function(config, base)`` with the study's base trial config and resources.
+
+    With ``workers_per_trial`` W > 1 the function also gets ``workers`` (a
+    :class:`~study.trainable.WorkerGroup`): the Tune trial is then only the driver of its W
+    Ray Train workers, which share the trial's CPUs and GPUs; as Ray's Train + Tune guide
+    recommends, the driver itself asks for no CPU or GPU, only :data:`DRIVER_MEMORY` (Tune
+    needs a non-empty request); ``max_concurrent`` bounds the trials in flight, and a Train
+    run starts once all of its workers' resources are free.
+    """
     from ray import tune
 
-    resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(function, base=cfg.trial.to_dict()), resources)
+    from study.trainable import WorkerGroup
+
+    res = cfg.resources
+    base = cfg.trial.to_dict()
+    if res.workers_per_trial == 1:
+        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        return tune.with_resources(tune.with_parameters(function, base=base), resources)
+    workers = WorkerGroup(
+        res.workers_per_trial,
+        res.cpus_per_trial / res.workers_per_trial,
+        res.gpus_per_trial / res.workers_per_trial,
+    )
+    driver = tune.with_parameters(function, base=base, workers=workers)
+    return tune.with_resources(driver, {"cpu": 0, "gpu": 0, "memory": DRIVER_MEMORY})
 
 
 def new_tuner(

@@ -145,6 +145,21 @@ CONFIG_CASES = {
         BASE.replace('[data]\ndir = "DATA_DIR"\n', ""),
         ["[data]", "dir"],
     ),
+    "workers-do-not-divide-the-batch": (
+        BASE.replace("max_concurrent = 1", "max_concurrent = 1\nworkers_per_trial = 3"),
+        ["trial.batch_size 16", "divisible", "resources.workers_per_trial 3"],
+    ),
+    "a-fraction-of-a-gpu-per-worker": (
+        BASE.replace("gpus_per_trial = 0", "gpus_per_trial = 1\nworkers_per_trial = 2"),
+        ["resources.gpus_per_trial 1", "multiple of workers_per_trial"],
+    ),
+    "local-loss-form-of-a-full-only-loss": (
+        BASE.replace('space = "demo"', 'space = "seeds"').replace(
+            "batch_size = 16", 'batch_size = 16\nloss_form = "local"'
+        )
+        + 'cells = ["cyclip:adamw"]\n',
+        ["'cyclip' has no local-loss form", 'loss_form = "full"'],
+    ),
 }
 
 

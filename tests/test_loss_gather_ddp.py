@@ -1,5 +1,7 @@
 """Two gloo processes on the CPU, each with half of a global batch and ``AllGather``, give every
-loss the value, per-sample state and gradients of one process with the whole batch."""
+loss the value, per-sample state and gradients of one process with the whole batch; so does the
+local-loss form (each rank's anchors against all columns) of the losses that offer it, whose
+per-rank values and parameter gradients average to those of one process."""
 
 import os
 import socket
@@ -10,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from loss_references import unit_rows
 
-from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
+from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES, build_loss, loss_defaults
 from trainables.losses.gather import AllGather
 
 WORLD, GLOBAL_BATCH, DIM, SAMPLES = 2, 8, 6, 16
@@ -39,25 +41,37 @@ def _run(loss_fn, views, index, epoch, rows: slice):
     return out, grads, {n: p.grad.clone() for n, p in loss_fn.named_parameters()}
 
 
-def _rank(rank: int, port: int) -> None:
+def _mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total / WORLD
+
+
+def _rank(rank: int, port: int, local_loss: bool) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # the local form's values differ per rank: their mean (what the trial reports, and what
+    # DDP's gradient average optimises) is the one-process value
+    average = _mean_over_ranks if local_loss else (lambda tensor: tensor)
     try:
         local = GLOBAL_BATCH // WORLD
         mine = slice(rank * local, (rank + 1) * local)
-        for name in LOSS_NAMES:
+        for name in LOCAL_LOSS_NAMES if local_loss else LOSS_NAMES:
             parallel, single = _build(name), _build(name)
             parallel.gather = AllGather()
+            parallel.local_loss = local_loss
             for step, (epoch, index) in enumerate(SCHEDULE):
                 views = _views(step)
                 out, grads, param_grads = _run(parallel, views, index, epoch, mine)
                 ref, ref_grads, ref_param_grads = _run(single, views, index, epoch, slice(None))
-                torch.testing.assert_close(out.loss, ref.loss, msg=name)
-                torch.testing.assert_close(out.objective, ref.objective, msg=name)
+                torch.testing.assert_close(average(out.loss), ref.loss, msg=name)
+                torch.testing.assert_close(average(out.objective), ref.objective, msg=name)
                 for grad, ref_grad in zip(grads, ref_grads, strict=True):  # DDP averages /W
                     torch.testing.assert_close(grad / WORLD, ref_grad[mine], msg=name)
                 for key, grad in param_grads.items():
-                    torch.testing.assert_close(grad, ref_param_grads[key], msg=f"{name} {key}")
+                    torch.testing.assert_close(
+                        average(grad), ref_param_grads[key], msg=f"{name} {key}"
+                    )
                 for key, tensor in parallel.state_dict().items():
                     torch.testing.assert_close(tensor, single.state_dict()[key], msg=key)
     finally:
@@ -72,4 +86,10 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 def test_two_gloo_ranks_match_one_process_for_every_loss():
-    mp.spawn(_rank, args=(_free_port(),), nprocs=WORLD, join=True)
+    mp.spawn(_rank, args=(_free_port(), False), nprocs=WORLD, join=True)
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
+def test_the_local_loss_form_matches_one_process():
+    assert set(LOCAL_LOSS_NAMES) == {"clip", "siglip", "sogclr"}
+    mp.spawn(_rank, args=(_free_port(), True), nprocs=WORLD, join=True)

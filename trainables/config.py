@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from trainables.losses import LOSS_NAMES, loss_defaults
+from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import check_optimizer_params
 from trainables.precision import PRECISIONS
@@ -109,6 +109,7 @@ class TrialConfig:
     view_mode: str = "batch"  # augmented image views: one operation per "batch" or "sample"
     precision: str = "fp32"  # towers under autocast: "fp32" (off), "bf16" or "fp16"
     compile: bool = False  # torch.compile the towers (worth it on a GPU, for long trials)
+    loss_form: str = "full"  # data-parallel: every rank the "full" matrix, or its "local" rows
 
     def __post_init__(self) -> None:
         if self.view_mode not in VIEW_MODES:
@@ -118,6 +119,13 @@ class TrialConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"trial.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.loss_form not in ("full", "local"):
+            raise ValueError(f"trial.loss_form must be full or local, got {self.loss_form!r}")
+        if self.loss_form == "local" and self.loss not in LOCAL_LOSS_NAMES:
+            raise ValueError(
+                f"loss {self.loss!r} has no local-loss form (only {', '.join(LOCAL_LOSS_NAMES)}); "
+                'set trial.loss_form = "full"'
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")

@@ -9,6 +9,7 @@ computes anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import torch
@@ -35,10 +36,18 @@ class MixedPrecision:
             self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
         )
 
-    def step(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def step(
+        self,
+        loss: Tensor,
+        optimizer: torch.optim.Optimizer,
+        reduce_gradients: Callable[[], None] | None = None,
+    ) -> None:
         """Backward of ``loss`` and one optimizer step (scaled and unscaled for fp16; a step
-        with inf/NaN gradients is skipped and the scale lowered)."""
+        with inf/NaN gradients is skipped and the scale lowered). ``reduce_gradients`` runs
+        between the two (a data-parallel trial averages the gradients over its ranks there)."""
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if reduce_gradients is not None:
+            reduce_gradients()
         self.scaler.step(optimizer)
         self.scaler.update()

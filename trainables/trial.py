@@ -3,6 +3,9 @@
 The trial knows nothing about Ray. It calls ``report(metrics, checkpoint_dir)`` after every
 epoch, where ``checkpoint_dir`` holds a checkpoint of that epoch (valid only during the call),
 and it resumes from ``resume_from`` when given. The same config and seed give the same metrics.
+In a data-parallel trial (:mod:`trainables.distributed`) every rank runs this code on its share
+of each global batch; rank 0 evaluates and writes the checkpoint, the other ranks report their
+train metrics with ``checkpoint_dir = None``, and every rank resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch.utils.data import DataLoader
 from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.data import collate_pairs, normalise
+from trainables.distributed import DataParallel
 from trainables.evaluation import evaluate
 from trainables.losses import build_loss
 from trainables.model import BimodalModel, place_on_device
@@ -29,7 +33,7 @@ from trainables.schedule import warmup_cosine
 from trainables.trial_data import TrialData, load_trial_data
 from trainables.views import ImageViews, text_views
 
-EpochReporter = Callable[[dict[str, float], Path], None]
+EpochReporter = Callable[[dict[str, float], Path | None], None]
 
 
 class TrialFailure(RuntimeError):
@@ -70,6 +74,7 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
     )
     place_on_device(model, device, compile=cfg.compile)
     loss_fn = build_loss(cfg.loss, num_samples=len(data.train), **cfg.loss_kwargs()).to(device)
+    loss_fn.local_loss = cfg.loss_form == "local"
     optimizer = build_optimizer(
         cfg.optimizer,
         model.named_parameters(),
@@ -94,17 +99,20 @@ def build_state(cfg: TrialConfig, data: TrialData) -> TrainingState:
 class ViewMaker:
     """The augmented views x' and t' of a batch, made only for losses with ``needs_views``."""
 
-    def __init__(self, cfg: TrialConfig, data: TrialData) -> None:
-        self.cfg, self.data = cfg, data
+    def __init__(self, cfg: TrialConfig, data: TrialData, parallel: DataParallel) -> None:
+        self.cfg, self.data, self.parallel = cfg, data, parallel
         self.images = ImageViews(cfg.image_size, cfg.view_mode)
         self.seconds = 0.0
 
     def embed(self, model: BimodalModel, batch: dict, epoch: int, step: int) -> dict:
-        """``{"image_aug_emb": (B, d), "text_aug_emb": (B, d)}`` for the loss."""
+        """``{"image_aug_emb": (B, d), "text_aug_emb": (B, d)}`` for the loss: the views this
+        rank's rows get in the global batch."""
         start = time.perf_counter()
         where = {"seed": self.cfg.seed, "epoch": epoch, "step": step}
-        images = self.images(batch["image"], **where)  # uint8 pixels in, normalised views out
-        texts = text_views(self.data.train.records, batch["index"].tolist(), **where)
+        global_index = self.parallel.gather(batch["index"]).tolist()
+        rows = self.parallel.rows(len(batch["index"]))
+        images = self.images(batch["image"], **where, rows=rows, batch_size=len(global_index))
+        texts = text_views(self.data.train.records, global_index, **where)[rows]
         ids, mask = self.data.tokenizer(texts)
         self.seconds += time.perf_counter() - start
         device = self.cfg.torch_device()
@@ -115,11 +123,18 @@ class ViewMaker:
 
 
 def _train_one_epoch(
-    cfg: TrialConfig, data: TrialData, state: TrainingState, loader: DataLoader, epoch: int
+    cfg: TrialConfig,
+    data: TrialData,
+    state: TrainingState,
+    loader: DataLoader,
+    epoch: int,
+    parallel: DataParallel,
 ) -> dict[str, float]:
-    """One pass over the train pairs; returns train_loss and timing figures."""
+    """One pass over the train pairs (this rank's share of each global batch); returns
+    train_loss (the mean over ranks) and timing figures."""
     device = cfg.torch_device()
-    views = ViewMaker(cfg, data) if state.loss_fn.needs_views else None
+    views = ViewMaker(cfg, data, parallel) if state.loss_fn.needs_views else None
+    parameters = [*state.model.parameters(), *state.loss_fn.parameters()]
     state.model.train()
     objective_sum = torch.zeros((), device=device)
     batches = seen = skipped = 0
@@ -128,7 +143,9 @@ def _train_one_epoch(
     for step, (batch, n_skipped) in enumerate(loader):
         skipped += n_skipped
         seen += n_skipped + (0 if batch is None else len(batch["index"]))
-        if batch is None or len(batch["index"]) < 2:
+        # a data-parallel step needs every rank's whole share (the gather takes equal shapes)
+        whole = n_skipped == 0 or parallel.world_size == 1
+        if not parallel.all_true(batch is not None and len(batch["index"]) >= 2 and whole):
             continue
         ids, mask = batch["ids"], batch["mask"]  # the captions, tokenized once per trial
         start = time.perf_counter()
@@ -140,7 +157,9 @@ def _train_one_epoch(
             augmented = views.embed(state.model, batch, epoch, step) if views else {}
         index = batch["index"].to(device)
         output = state.loss_fn(image_emb, text_emb, index, epoch=epoch, **augmented)
-        state.precision.step(output.loss, state.optimizer)
+        state.precision.step(
+            output.loss, state.optimizer, lambda: parallel.average_gradients(parameters)
+        )
         state.scheduler.step()
         objective_sum += output.objective
         batches += 1
@@ -158,7 +177,7 @@ def _train_one_epoch(
             f"({skipped} unreadable) give no full batch of trial.batch_size {cfg.batch_size} "
             "(incomplete batches are dropped); lower trial.batch_size or add train data"
         )
-    train_loss = (objective_sum / batches).item()
+    train_loss = (parallel.mean(objective_sum) / batches).item()
     if not np.isfinite(train_loss):
         raise TrialFailure(
             f"train loss became {train_loss} in epoch {epoch + 1} "
@@ -180,13 +199,15 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
     retrieval and zero-shot metrics of :func:`trainables.evaluation.evaluate`, and timings.
     """
     data = load_trial_data(cfg)
+    parallel = DataParallel.current()
     state = build_state(cfg, data)
+    parallel.prepare(state.model, state.loss_fn)
     first_epoch = load_checkpoint(resume_from, state, cfg.torch_device()) if resume_from else 0
     order = EpochOrder(len(data.train), cfg.seed)
     loader = DataLoader(
         data.train,
-        batch_size=cfg.batch_size,
-        sampler=order,
+        batch_size=parallel.local_batch(cfg.batch_size),
+        sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
         drop_last=True,
         collate_fn=collate_pairs,
         num_workers=cfg.num_workers,
@@ -195,10 +216,13 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
     )
     for epoch in range(first_epoch, cfg.epochs):
         order.epoch = epoch
-        metrics = _train_one_epoch(cfg, data, state, loader, epoch)
+        metrics = _train_one_epoch(cfg, data, state, loader, epoch, parallel)
+        metrics["epoch"] = epoch + 1
+        if not parallel.is_main:
+            report(metrics, None)
+            continue
         start = time.perf_counter()
         metrics.update(evaluate(state.model, data, cfg.eval_batch_size, state.precision))
         metrics["time_eval_s"] = time.perf_counter() - start
-        metrics["epoch"] = epoch + 1
         with tempfile.TemporaryDirectory(prefix="clipstudy-ckpt-") as tmp:
             report(metrics, save_checkpoint(Path(tmp), state, epoch + 1))

@@ -70,8 +70,26 @@ class ImageViews:
         self.mode = mode
         self.operations = list(image_operations(size).values())
 
-    def __call__(self, images: torch.Tensor, *, seed: int, epoch: int, step: int) -> torch.Tensor:
-        pixels = images.to(torch.float32) / 255.0
+    def __call__(
+        self,
+        images: torch.Tensor,
+        *,
+        seed: int,
+        epoch: int,
+        step: int,
+        rows: slice = slice(None),
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """The views of ``images``, rows ``rows`` of a batch of ``batch_size`` (default: the
+        whole batch) whose draws come from (seed, epoch, step): a data-parallel rank gets the
+        views its rows get in one process, by viewing a batch of ``batch_size`` that holds its
+        images in ``rows`` (the random draws depend on the batch's shape, not on the other
+        images; the cost is that of the whole batch)."""
+        if batch_size is not None and batch_size != len(images):
+            batch = images.new_zeros((batch_size, *images.shape[1:]))
+            batch[rows] = images
+            return self(batch, seed=seed, epoch=epoch, step=step)[rows]
+        pixels = images.to(torch.float32) / 255.0  # uint8 pixels in, normalised views out
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(seed, epoch, step))
             if self.mode == "batch":

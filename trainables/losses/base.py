@@ -12,8 +12,16 @@ A data-parallel trial installs a gather that concatenates the embeddings (with g
 indices of every process in rank order, so ``PairBatch.image`` etc. are the global batch of
 ``B·W`` rows and ``PairBatch.local_rows`` names this process's rows. A loss computed on the whole
 gathered batch then has the same value, per-sample state and gradient on every process as on one
-process with the global batch; a loss may instead compute only its local rows against all
-columns. Either way the gather lives here, not in the losses.
+process with the global batch (the full-matrix form). Either way the gather lives here, not in
+the losses.
+
+The local-loss form (``local_loss = True``, for losses with ``supports_local_loss``): each
+process computes the anchors of its own rows against all N columns, an (N/W, N) slice of every
+similarity matrix instead of (N, N), and averages over its anchors; the mean of these W losses
+is the full-matrix loss, and so is the gradient after DDP's average (:class:`AllGather` sums
+the gradient of every rank's loss). Each process then updates the per-sample state of its own
+anchors only, and :meth:`ContrastiveLoss.forward` all-gathers those entries so that the state
+stays identical on every process.
 """
 
 from __future__ import annotations
@@ -59,7 +67,8 @@ class PairBatch:
 
     ``image`` e_i and ``text`` f_i are the pair's embeddings, ``index`` (N,) its dataset index
     (distinct within a batch), ``image_aug`` x'_i and ``text_aug`` t'_i the augmented views
-    (present exactly when the loss ``needs_views``), ``local_rows`` the rows this process holds.
+    (present exactly when the loss ``needs_views``), ``local_rows`` the rows whose anchors this
+    process computes: every row in the full-matrix form, its own rows in the local-loss form.
     """
 
     image: Tensor
@@ -74,6 +83,18 @@ class PairBatch:
     def size(self) -> int:
         """N, the number of pairs."""
         return self.image.shape[0]
+
+    @property
+    def anchor_rows(self) -> slice:
+        """The rows whose anchors this process computes, as a slice with a start: all N rows
+        (full-matrix form) or ``local_rows`` (local-loss form)."""
+        return slice(*self.local_rows.indices(self.size)[:2])
+
+    @property
+    def all_rows(self) -> bool:
+        """Whether this process computes every anchor (the full-matrix form)."""
+        rows = self.anchor_rows
+        return rows.start == 0 and rows.stop == self.size
 
     def views(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(x, x', t, t'): the four views of a loss that ``needs_views``."""
@@ -110,15 +131,19 @@ class ContrastiveLoss(nn.Module, ABC):
     A subclass sets the class attributes ``name`` (its registry name, used in messages),
     ``needs_views`` (True: the trial must pass ``image_aug_emb`` and ``text_aug_emb``) and
     ``min_batch`` (2 for losses that need in-batch negatives), implements :meth:`compute`, and
-    may override :meth:`optimizer_groups`. Its per-sample state (u, b, τ, m, ...) is held in
-    persistent buffers whose last dimension is ``num_samples``; :meth:`sample_state` lists them,
-    and ``state_dict()`` checkpoints them. Constructor hyperparameters are keyword-only with
-    defaults: those defaults are the loss's defaults (``loss_defaults``).
+    may override :meth:`optimizer_groups`. A loss with ``supports_local_loss`` computes only the
+    anchors ``batch.anchor_rows`` against all columns (the local-loss form; with every row it
+    is the full-matrix form) and updates the state of those anchors only. Its per-sample state
+    (u, b, τ, m, ...) is held in persistent buffers whose last dimension is ``num_samples``;
+    :meth:`sample_state` lists them, and ``state_dict()`` checkpoints them. Constructor
+    hyperparameters are keyword-only with defaults: those defaults are the loss's defaults
+    (``loss_defaults``).
     """
 
     name: ClassVar[str]
     needs_views: ClassVar[bool] = False
     min_batch: ClassVar[int] = 1
+    supports_local_loss: ClassVar[bool] = False
 
     def __init__(self, num_samples: int) -> None:
         super().__init__()
@@ -126,6 +151,7 @@ class ContrastiveLoss(nn.Module, ABC):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.num_samples = num_samples
         self.gather: FeatureGather = SINGLE_PROCESS
+        self.local_loss = False
 
     def forward(
         self,
@@ -160,13 +186,29 @@ class ContrastiveLoss(nn.Module, ABC):
             epoch=epoch,
             image_aug=None if image_aug_emb is None else self._global(image_aug_emb),
             text_aug=None if text_aug_emb is None else self._global(text_aug_emb),
-            local_rows=self.gather.local_rows(image_emb.shape[0]),
+            local_rows=self.gather.local_rows(image_emb.shape[0])
+            if self.local_loss
+            else slice(None),
         )
         if batch.size < self.min_batch:
             raise ValueError(
                 f"{self.name} needs batches of at least {self.min_batch} pairs (in-batch negatives)"
             )
-        return self.compute(batch)
+        if self.local_loss and not self.supports_local_loss:
+            raise ValueError(f"{self.name} has no local-loss form; use the full-matrix form")
+        output = self.compute(batch)
+        if not batch.all_rows:
+            self._share_sample_state(batch)
+        return output
+
+    @torch.no_grad()
+    def _share_sample_state(self, batch: PairBatch) -> None:
+        """Write every process's updated per-sample state of its anchors into every process's
+        buffers (the local-loss form updates only this process's anchors)."""
+        mine = batch.index[batch.anchor_rows]
+        for buffer in self.sample_state().values():
+            rows = buffer[..., mine].movedim(-1, 0).contiguous()  # (b, ...)
+            buffer.index_copy_(-1, batch.index, self.gather(rows).movedim(0, -1))
 
     def _global(self, embeddings: Tensor) -> Tensor:
         """The gathered embeddings, half precision (from autocast towers) promoted to float32:

@@ -17,6 +17,28 @@ def similarity_matrix(image_emb: Tensor, text_emb: Tensor) -> Tensor:
     return image_emb @ text_emb.T
 
 
+def anchor_similarities(
+    batch: PairBatch, image_scale: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """(S_I, S_T), each (R, N): the rows of S = image @ textᵀ of the image anchors
+    ``batch.anchor_rows`` and the rows of Sᵀ of the text anchors (R = N in the full-matrix
+    form: one product, S and its transpose). Row k's positive is in column
+    ``batch.anchor_rows.start + k``. ``image_scale`` multiplies every entry (applied to the
+    (N, d) image embeddings, so its gradient is an (N, d) reduction)."""
+    image = batch.image if image_scale is None else batch.image * image_scale
+    if batch.all_rows:
+        sims = similarity_matrix(image, batch.text)
+        return sims, sims.T
+    rows = batch.anchor_rows
+    return similarity_matrix(image[rows], batch.text), similarity_matrix(batch.text[rows], image)
+
+
+def positive_columns(batch: PairBatch) -> Tensor:
+    """(R,) the column of each anchor's positive in :func:`anchor_similarities`."""
+    rows = batch.anchor_rows
+    return torch.arange(rows.start, rows.stop, device=batch.image.device)
+
+
 def symmetric_cross_entropy(logits: Tensor) -> tuple[Tensor, Tensor]:
     """(L_I→T, L_T→I) of (B, B) logits whose diagonal holds the positives: mean cross-entropy of
     the rows (image anchors) and of the columns (text anchors)."""
@@ -68,6 +90,8 @@ class CLIPLoss(ContrastiveLoss):
         min_temperature, max_temperature: bounds of a learnable τ, 0 < min ≤ temperature ≤ max
             (unused when τ is fixed).
 
+    Local-loss form (:mod:`.base`): the means run over this process's anchors only.
+
     ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
     (detached) and the detached terms ``image_to_text`` = L_I→T, ``text_to_image`` = L_T→I and
     ``temperature`` = the τ used (after the clamp). The gradient in the embeddings scales like 1/τ
@@ -75,6 +99,7 @@ class CLIPLoss(ContrastiveLoss):
     """
 
     name = "clip"
+    supports_local_loss = True
 
     def __init__(
         self,
@@ -111,12 +136,16 @@ class CLIPLoss(ContrastiveLoss):
         if self.learnable_temperature:
             scale = self.scale()
             # scaling the (B, d) image rows, not the (B, B) logits: d(loss)/d(scale) costs B·d
-            logits = similarity_matrix(batch.image * scale, batch.text)
+            image_logits, text_logits = anchor_similarities(batch, scale)
             temperature = 1 / scale.detach()
         else:
-            logits = similarity_matrix(batch.image, batch.text) / self.temperature
-            temperature = logits.new_full((), self.temperature)
-        image_to_text, text_to_image = symmetric_cross_entropy(logits)
+            image_sims, text_sims = anchor_similarities(batch)
+            image_logits = image_sims / self.temperature
+            text_logits = image_logits.T if batch.all_rows else text_sims / self.temperature
+            temperature = image_logits.new_full((), self.temperature)
+        labels = positive_columns(batch)
+        image_to_text = F.cross_entropy(image_logits, labels)
+        text_to_image = F.cross_entropy(text_logits, labels)
         loss = (image_to_text + text_to_image) / 2
         return LossOutput(
             loss=loss,

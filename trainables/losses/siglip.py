@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
-from .clip import similarity_matrix
+from .clip import positive_columns, similarity_matrix
 
 
 class SigLIPLoss(ContrastiveLoss):
@@ -29,11 +29,15 @@ class SigLIPLoss(ContrastiveLoss):
         init_log_scale: initial log t (log 10).
         init_bias: initial b (−10).
 
+    Local-loss form (:mod:`.base`): the rows i of this process's anchors, L = −(1/R) Σ_{i∈rows}
+    Σ_j log σ(y_ij z_ij).
+
     ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
     (detached) and the detached terms ``scale`` = t and ``bias`` = b.
     """
 
     name = "siglip"
+    supports_local_loss = True
 
     def __init__(
         self,
@@ -49,9 +53,11 @@ class SigLIPLoss(ContrastiveLoss):
     def compute(self, batch: PairBatch) -> LossOutput:
         scale = self.log_scale.exp()
         # t·s_ij as (t·e_i)·f_j: the gradient in t is a (B, d) reduction, not a (B, B) one
-        logits = similarity_matrix(batch.image * scale, batch.text) + self.bias
-        labels = 2 * torch.eye(batch.size, device=logits.device, dtype=logits.dtype) - 1
-        loss = -F.logsigmoid(labels * logits).sum() / batch.size
+        rows = batch.anchor_rows
+        logits = similarity_matrix(batch.image[rows] * scale, batch.text) + self.bias
+        labels = -torch.ones_like(logits)
+        labels[torch.arange(len(logits)), positive_columns(batch)] = 1
+        loss = -F.logsigmoid(labels * logits).sum() / len(logits)
         return LossOutput(
             loss=loss,
             objective=loss.detach(),

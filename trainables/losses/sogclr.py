@@ -9,16 +9,17 @@ import torch
 from torch import Tensor, nn
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
-from .clip import similarity_matrix
+from .clip import anchor_similarities
 
 
-def anchor_differences(sims: Tensor) -> Tensor:
+def anchor_differences(sims: Tensor, offset: int = 0) -> Tensor:
     """h_ij = s_ij − s_ii for a (B, B) similarity matrix: row i = anchor i against candidate j.
 
     ``anchor_differences(S)`` gives the image-anchor h^I, ``anchor_differences(S.T)`` the
-    text-anchor h^T (h^T_ij = s_ji − s_ii). The diagonal is 0.
+    text-anchor h^T (h^T_ij = s_ji − s_ii). The diagonal is 0. For the (R, N) rows of the
+    local-loss form, anchor k's positive is in column ``offset + k``.
     """
-    return sims - sims.diagonal()[:, None]
+    return sims - sims.diagonal(offset)[:, None]
 
 
 def check_estimator_params(gamma: float, eps: float) -> None:
@@ -56,10 +57,11 @@ class GCLEstimator(nn.Module):
         u_i ← (1−γ)·u_i·exp(b_i_old − b_i) + γ·g_i
         w_ij = exp(z_ij − b_i) / (u_i + ε·exp(−b_i))   for j ≠ i,   w_ii = 0
 
-    and returns w (B, B) (ε: :func:`weight_denominator`). J_i = {j ≠ i} (the negatives) by
-    default; with ``negatives_only=False`` J_i also holds the positive j = i, whose term is
-    exp(−b_i), as iSogCLR's own code has it. ``log_mean`` returns log u_i + b_i, the log of the
-    unshifted estimate.
+    and returns w (B, B) (ε: :func:`weight_denominator`). For the (R, N) rows of the local-loss
+    form, ``offset`` is the column of the first anchor's positive (sums run over the N columns).
+    J_i = {j ≠ i} (the negatives) by default; with ``negatives_only=False`` J_i also holds the
+    positive j = i, whose term is exp(−b_i), as iSogCLR's own code has it. ``log_mean`` returns
+    log u_i + b_i, the log of the unshifted estimate.
 
     With ``directions=k`` the buffers have shape (k, num_samples), one row per anchor direction
     (e.g. image and text anchors), and ``update`` takes z of shape (k, B, B) and returns w of
@@ -85,18 +87,19 @@ class GCLEstimator(nn.Module):
         self.register_buffer("b", torch.zeros(shape))
 
     @torch.no_grad()
-    def update(self, scaled_diffs: Tensor, index: Tensor, gamma: float) -> Tensor:
+    def update(self, scaled_diffs: Tensor, index: Tensor, gamma: float, offset: int = 0) -> Tensor:
         scaled_diffs = scaled_diffs.to(self.u.dtype)
         batch_size = scaled_diffs.shape[-1]
         b_old = self.b[..., index]
         b_new = torch.maximum(b_old, scaled_diffs.amax(dim=-1))
         exp_diffs = torch.exp(scaled_diffs - b_new[..., None])
+        positives = exp_diffs.diagonal(offset, dim1=-2, dim2=-1)
         if self.negatives_only:
-            exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()
+            positives.zero_()
             g = exp_diffs.sum(dim=-1) / (batch_size - 1)
         else:  # the positive's exp(0 − b_i) joins g; its weight multiplies h_ii = 0 anyway
             g = exp_diffs.sum(dim=-1) / (batch_size - 1)
-            exp_diffs.diagonal(dim1=-2, dim2=-1).zero_()
+            positives.zero_()
         u_new = (1 - gamma) * self.u[..., index] * torch.exp(b_old - b_new) + gamma * g
         self.u.index_copy_(-1, index, u_new)
         self.b.index_copy_(-1, index, b_new)
@@ -141,10 +144,12 @@ class SogCLRLoss(ContrastiveLoss):
 
     Returns ``loss`` (L), ``objective`` (detached) and the detached surrogate terms
     ``image_to_text`` (image anchors) and ``text_to_image`` (text anchors); updates the buffers
-    of the batch's indices. Augmented views are unused.
+    of the batch's indices. Augmented views are unused. Local-loss form (:mod:`.base`): the
+    means over i run over this process's anchors, the sums over j over all N columns.
     """
 
     name = "sogclr"
+    supports_local_loss = True
     min_batch = 2
 
     def __init__(
@@ -165,11 +170,12 @@ class SogCLRLoss(ContrastiveLoss):
         self.text_state = GCLEstimator(num_samples, eps)
 
     def compute(self, batch: PairBatch) -> LossOutput:
-        sims = similarity_matrix(batch.image, batch.text)
+        image_sims, text_sims = anchor_similarities(batch)
         gamma = 1.0 if batch.epoch == 0 else self.gamma
-        index = batch.index
-        image_to_text = self._surrogate(anchor_differences(sims), self.image_state, index, gamma)
-        text_to_image = self._surrogate(anchor_differences(sims.T), self.text_state, index, gamma)
+        offset = batch.anchor_rows.start
+        index = batch.index[batch.anchor_rows]
+        image_to_text = self._surrogate(image_sims, self.image_state, index, gamma, offset)
+        text_to_image = self._surrogate(text_sims, self.text_state, index, gamma, offset)
         objective = self.temperature * (
             self.image_state.log_mean(index).mean() + self.text_state.log_mean(index).mean()
         )
@@ -183,8 +189,10 @@ class SogCLRLoss(ContrastiveLoss):
         )
 
     def _surrogate(
-        self, diffs: Tensor, estimator: GCLEstimator, index: Tensor, gamma: float
+        self, sims: Tensor, estimator: GCLEstimator, index: Tensor, gamma: float, offset: int
     ) -> Tensor:
-        """(1/B) Σ_i (1/(B−1)) Σ_j w_ij h_ij for anchor differences ``diffs`` (B, B)."""
-        weights = estimator.update(diffs.detach() / self.temperature, index, gamma)
-        return (weights * diffs).sum(dim=1).mean() / (diffs.shape[0] - 1)
+        """(1/R) Σ_i (1/(N−1)) Σ_j w_ij h_ij for the (R, N) similarity rows ``sims`` of the
+        anchors ``index`` (R = N in the full-matrix form)."""
+        diffs = anchor_differences(sims, offset)
+        weights = estimator.update(diffs.detach() / self.temperature, index, gamma, offset)
+        return (weights * diffs).sum(dim=1).mean() / (diffs.shape[1] - 1)

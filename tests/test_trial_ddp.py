@@ -1,0 +1,116 @@
+"""A data-parallel trial is the one-process trial at the same global batch.
+
+Two gloo ranks on the CPU run the real training loop (``_train_one_epoch``, with the trial's
+``DataParallel``: rank shares of the (seed, epoch) order, all-gathered loss, global BatchNorm,
+averaged gradients) for two epochs of a small dataset, in float64; rank 0 runs the same
+epochs on one process at the global batch. For every loss the per-epoch train losses, the
+parameters after the optimizer steps, the BatchNorm statistics and the loss's per-sample state
+agree to float64 rounding; so do the local-loss forms.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data import DataLoader
+
+from trainables.config import DataPaths, TrialConfig
+from trainables.data import collate_pairs
+from trainables.distributed import DataParallel, RankShare
+from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES
+from trainables.model_config import ModelConfig
+from trainables.synth import write_synthetic_dataset
+from trainables.trial import EpochOrder, _train_one_epoch, build_state
+from trainables.trial_data import load_trial_data
+
+WORLD, BATCH, EPOCHS = 2, 16, 2
+MODEL = ModelConfig(embed_dim=16, image_width=4, text_width=8, text_layers=1, text_heads=1)
+# a few losses with other settings: per-sample views, a learnable temperature, other optimizers
+CASES = [(name, {}) for name in LOSS_NAMES] + [
+    ("amclr", {"view_mode": "sample", "optimizer": "lamb"}),
+    ("clip", {"loss_params": {"learnable_temperature": True}, "optimizer": "sgd_nesterov"}),
+]
+
+
+def _double_pairs(items):
+    batch, skipped = collate_pairs(items)
+    if batch is not None:
+        batch["image"] = batch["image"].double()
+    return batch, skipped
+
+
+def _train(cfg: TrialConfig, data, parallel: DataParallel) -> tuple[list[float], dict]:
+    """Train losses of ``EPOCHS`` epochs and the final model and loss state dicts."""
+    state = build_state(cfg, data)
+    state.model.double()
+    state.loss_fn.double()
+    parallel.prepare(state.model, state.loss_fn)
+    order = EpochOrder(len(data.train), cfg.seed)
+    loader = DataLoader(
+        data.train,
+        batch_size=parallel.local_batch(cfg.batch_size),
+        sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
+        drop_last=True,
+        collate_fn=_double_pairs,
+    )
+    losses = []
+    for epoch in range(EPOCHS):
+        order.epoch = epoch
+        losses.append(_train_one_epoch(cfg, data, state, loader, epoch, parallel)["train_loss"])
+    return losses, {**state.model.state_dict(), **state.loss_fn.state_dict()}
+
+
+def _rank(rank: int, port: int, data_dir: str, cases: list[tuple[str, dict]]) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    torch.set_num_threads(1)
+    try:
+        base = TrialConfig(data=DataPaths(data_dir), model=MODEL, batch_size=BATCH)
+        data = load_trial_data(base)
+        for name, overrides in cases:
+            cfg = TrialConfig(**(base.__dict__ | {"loss": name} | overrides))
+            losses, state = _train(cfg, data, DataParallel.current())
+            if rank != 0:
+                continue
+            ref_losses, ref_state = _train(cfg, data, DataParallel())
+            where = f"{name} {overrides}"
+            # train_loss is accumulated in float32 by the trial (the local form's per-rank
+            # values are averaged); parameters and state are float64
+            assert losses == pytest.approx(ref_losses, rel=1e-6), f"{where}: {losses}"
+            assert state.keys() == ref_state.keys()
+            for key, value in state.items():
+                torch.testing.assert_close(value, ref_state[key], msg=f"{where} {key}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 train pairs: 3 global batches per epoch."""
+    root = tmp_path_factory.mktemp("synth-ddp") / "data"
+    write_synthetic_dataset(root, seed=0, n_train=48, n_retrieval=8, zeroshot_per_class=1)
+    return root
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
+def test_two_gloo_workers_train_every_loss_as_one_process(small_dataset: Path):
+    cases = CASES + [(name, {"loss_form": "local"}) for name in LOCAL_LOSS_NAMES]
+    mp.spawn(_rank, args=(_free_port(), str(small_dataset), cases), nprocs=WORLD, join=True)
+
+
+def test_rank_shares_are_the_global_batches_in_order():
+    order = list(range(20))[::-1]
+    shares = [list(RankShare(order, 8, rank, 2, 20)) for rank in range(2)]
+    assert [len(s) for s in shares] == [8, 8]  # 2 full global batches of 8, 4 left over
+    batches = [shares[0][k : k + 4] + shares[1][k : k + 4] for k in (0, 4)]
+    assert batches == [order[0:8], order[8:16]]
