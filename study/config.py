@@ -4,7 +4,8 @@ Sections: ``[study]`` (name, space, metric, trials per cell, ...), ``[scheduler]
 ``[resources]`` (per trial, concurrency), ``[storage]`` (where checkpoints and the Optuna
 study live, for clusters), ``[data]`` (:class:`trainables.config.DataPaths`),
 ``[model]`` (:class:`trainables.model.ModelConfig`), ``[trial]`` (the non-searched fields of
-:class:`trainables.config.TrialConfig`) and ``[search]`` (overrides of the search space: a
+:class:`trainables.config.TrialConfig`), ``[sampler]`` (each cell study's Optuna sampler,
+:mod:`study.samplers`) and ``[search]`` (overrides of the search space: a
 scalar fixes a parameter, a list narrows its choices, ``[low, high]`` narrows its range).
 Everything is checked here, before a run directory or a Ray trial exists.
 """
@@ -134,6 +135,30 @@ class StorageSection:
             )
 
 
+SAMPLER_KINDS = ("tpe", "gp", "random")
+
+
+@dataclass(frozen=True)
+class SamplerSection:
+    """The Optuna sampler of every cell study (:mod:`study.samplers`); ``startup_trials`` = 0
+    picks the random start-up from the budget (a quarter of trials_per_cell, at least 2)."""
+
+    kind: str = "tpe"
+    startup_trials: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLER_KINDS:
+            raise ValueError(
+                f"sampler.kind must be one of {', '.join(map(repr, SAMPLER_KINDS))}, "
+                f"got {self.kind!r}"
+            )
+        if self.startup_trials < 0:
+            raise ValueError(
+                f"sampler.startup_trials must be >= 0 (0 = a quarter of trials_per_cell), "
+                f"got {self.startup_trials}"
+            )
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """A whole study file, validated."""
@@ -144,6 +169,7 @@ class StudyConfig:
     trial: TrialConfig
     search: Mapping[str, Any] = field(default_factory=dict)
     storage: StorageSection = field(default_factory=StorageSection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
 
     @property
     def space(self) -> SearchSpace:
@@ -225,7 +251,17 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-SECTIONS = ("study", "scheduler", "resources", "storage", "data", "model", "trial", "search")
+SECTIONS = (
+    "study",
+    "scheduler",
+    "resources",
+    "storage",
+    "data",
+    "model",
+    "trial",
+    "sampler",
+    "search",
+)
 
 
 def load_config(
@@ -295,8 +331,9 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     trial = _build(
         TrialConfig, "trial", trial_values, data=data, model=model, epochs=scheduler.max_epochs
     )
+    sampler = _build(SamplerSection, "sampler", raw.get("sampler", {}))
     search = dict(raw.get("search", {}))
-    cfg = StudyConfig(study, scheduler, resources, trial, search, storage=storage)
+    cfg = StudyConfig(study, scheduler, resources, trial, search, storage=storage, sampler=sampler)
     if cfg.study.metric not in METRIC_MODES:
         raise UsageError(
             f"study.metric {cfg.study.metric!r} is not a reported metric; "
@@ -374,6 +411,7 @@ def to_toml(cfg: StudyConfig) -> str:
         "data": trial.pop("data"),
         "model": trial.pop("model"),
         "trial": {k: v for k, v in trial.items() if k not in SEARCHED_TRIAL_FIELDS},
+        "sampler": dataclasses.asdict(cfg.sampler),
         "search": dict(cfg.search),
     }
     lines = []

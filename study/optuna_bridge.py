@@ -4,8 +4,10 @@ Ray's stock searcher tells a trial that ASHA stopped early COMPLETE with its par
 value and never reports the last result as an intermediate value. :class:`TruthfulOptunaSearch`
 reports every epoch (step = ``epoch``), tells COMPLETE only when the trial ran its full epoch
 budget, PRUNED when the scheduler stopped it earlier, and FAIL with the reason on an error.
-Each Optuna trial carries the user attributes ``loss``, ``optimizer``, ``epochs_completed``,
-``ray_trial_id`` (and ``fail_reason`` for failures).
+Each Optuna trial carries the user attributes ``loss``, ``optimizer``, ``ray_trial_id`` from
+its start and, once it is finished (COMPLETE, PRUNED or FAIL), ``epochs_completed`` (and
+``fail_reason`` for failures). Every storage write is a round-trip (an SQLite commit), so a
+running trial's progress is its intermediate values alone: one write per epoch.
 
 After a kill -9 of the driver, Ray's last experiment snapshot may predate the newest Optuna
 trials: those asked in the seconds before the kill stay RUNNING with no Ray trial, and the
@@ -62,7 +64,6 @@ class TruthfulOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("ray_trial_id", trial_id)
             ot_trial.set_user_attr("loss", config.get("loss"))
             ot_trial.set_user_attr("optimizer", config.get("optimizer"))
-            ot_trial.set_user_attr("epochs_completed", 0)
         return config
 
     def requeue_lost_trials(self) -> int:
@@ -85,14 +86,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         return len(lost)
 
     def _record(self, trial_id: str, result: dict) -> None:
-        """Report ``result``'s metric at step ``epoch`` once, and the epochs completed."""
+        """Report ``result``'s metric at step ``epoch`` once."""
         epoch = int(result["epoch"])
         steps = self._reported_steps.setdefault(trial_id, set())
-        ot_trial = asked_trial(self, trial_id)
         if epoch not in steps:
-            ot_trial.report(float(result[self.metric]), epoch)
+            asked_trial(self, trial_id).report(float(result[self.metric]), epoch)
             steps.add(epoch)
-        ot_trial.set_user_attr("epochs_completed", epoch)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._finished:
@@ -106,6 +105,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         ot_trial = asked_trial(self, trial_id)
         if result and "epoch" in result:
             self._record(trial_id, result)
+        ot_trial.set_user_attr("epochs_completed", max(self._reported_steps.get(trial_id, {0})))
         if error:
             pass  # left RUNNING for FailureRecorder, which has the reason
         elif result and "epoch" in result and int(result["epoch"]) >= self._max_epochs:
@@ -153,8 +153,12 @@ def fail_trial(
     reason: str,
 ) -> None:
     """Record ``reason`` as the user attribute ``fail_reason`` of ``trial`` (a RUNNING trial
-    of ``study``, which lives in ``storage``) and tell FAIL."""
+    of ``study``, which lives in ``storage``), and ``epochs_completed`` (its last reported
+    epoch) unless set, and tell FAIL."""
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    if "epochs_completed" not in trial.user_attrs:
+        last_epoch = max(trial.intermediate_values, default=0)
+        storage.set_trial_user_attr(trial_id, "epochs_completed", last_epoch)
     study.tell(trial.number, state=TrialState.FAIL)

@@ -39,6 +39,7 @@ from study.ray_session import (
     start_ray,
 )
 from study.results import SweepSummary, summarize, trials_table, write_trials
+from study.samplers import build_sampler
 from study.storage import open_storage
 from study.studies import cell_study_name, load_cell_studies, overview_study
 
@@ -56,8 +57,9 @@ def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
     return open_storage(cfg.storage_url)
 
 
-def _searcher(cfg: StudyConfig) -> PerCellSearch:
-    """One TruthfulOptunaSearch per cell, each over its own study ``run/loss/optimizer``."""
+def build_searcher(cfg: StudyConfig) -> PerCellSearch:
+    """One TruthfulOptunaSearch per cell, each over its own study ``run/loss/optimizer`` with
+    its own sampler of the study file's ``[sampler]`` kind (:mod:`study.samplers`)."""
     metric, mode = cfg.study.metric, cfg.study.mode
     storage = _storage(cfg)
     searchers = {
@@ -67,12 +69,24 @@ def _searcher(cfg: StudyConfig) -> PerCellSearch:
             mode=mode,
             storage=storage,
             study_name=cell_study_name(cfg.study.name, cell),
-            seed=cfg.study.seed,
+            sampler=build_sampler(cfg.sampler, cfg.study.trials_per_cell, cfg.study.seed),
             max_epochs=cfg.scheduler.max_epochs,
         )
         for cell in cfg.cells
     }
     return PerCellSearch(searchers, cfg.study.trials_per_cell, metric, mode)
+
+
+def build_scheduler(cfg: StudyConfig) -> PerCellASHA:
+    """ASHA over epochs within each cell, with the study file's ``[scheduler]`` settings."""
+    return PerCellASHA(
+        metric=cfg.study.metric,
+        mode=cfg.study.mode,
+        time_attr="epoch",
+        max_t=cfg.scheduler.max_epochs,
+        grace_period=cfg.scheduler.grace_period,
+        reduction_factor=cfg.scheduler.reduction_factor,
+    )
 
 
 def _describe_run(cfg: StudyConfig) -> None:
@@ -98,14 +112,6 @@ def _tuner(cfg: StudyConfig, resume: bool):
 
     if resume:
         return restored_tuner(cfg, EXPERIMENT, train_clip)
-    scheduler = PerCellASHA(
-        metric=cfg.study.metric,
-        mode=cfg.study.mode,
-        time_attr="epoch",
-        max_t=cfg.scheduler.max_epochs,
-        grace_period=cfg.scheduler.grace_period,
-        reduction_factor=cfg.scheduler.reduction_factor,
-    )
     return new_tuner(
         cfg,
         EXPERIMENT,
@@ -114,8 +120,8 @@ def _tuner(cfg: StudyConfig, resume: bool):
             FailureRecorder(cfg.storage_url, cfg.study.name),
             ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
         ],
-        search_alg=_searcher(cfg),
-        scheduler=scheduler,
+        search_alg=build_searcher(cfg),
+        scheduler=build_scheduler(cfg),
         num_samples=cfg.num_trials,
         trial_dirname_creator=trial_dirname,
     )

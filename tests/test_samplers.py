@@ -1,0 +1,128 @@
+"""``[sampler]``: each cell study's Optuna sampler, fitted to the cell's trial budget.
+
+Proven here, with real Optuna samplers and studies (no Ray cluster):
+
+* The automatic start-up is a quarter of the budget, at least 2, at most the budget; an
+  explicit ``startup_trials`` wins.
+* A TPE sampler of start-up n draws its first n trials exactly as ``RandomSampler`` with the
+  same seed does and trial n+1 differently (the start-up count is really the one used), while
+  ``startup_trials = 10`` (clipstudy before issue 13) stays random for all 8 trials of a cell.
+* TPE with the default start-up gets, on average over 10 seeds, less than half of random
+  search's best value on a known 2-D quadratic within 12 trials (the model does something).
+* The runner gives every cell study a sampler of the study file's kind, and the default is
+  multivariate, grouped TPE with constant liar.
+* A bad ``[sampler]`` entry is a one-line usage error (exit 2) before Ray starts, and the
+  resolved ``study.toml`` keeps the section.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import optuna
+import pytest
+from cli_helpers import BASE, _no_ray, expect_usage_error  # noqa: F401
+
+from study.config import SamplerSection, config_from_dict, to_toml
+from study.ray_optuna_adapter import asked_trial
+from study.runner import build_searcher
+from study.samplers import auto_startup_trials, build_sampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("budget", "startup"), [(1, 1), (2, 2), (3, 2), (8, 2), (9, 3), (12, 3), (40, 10)]
+)
+def test_auto_startup_is_a_quarter_of_the_budget(budget, startup):
+    assert auto_startup_trials(budget) == startup
+
+
+def draws(sampler: optuna.samplers.BaseSampler, n: int) -> list[float]:
+    """x of ``n`` trials of a study minimising (x - 0.3)^2, told as they come."""
+    study = optuna.create_study(sampler=sampler)
+    xs = []
+    for _ in range(n):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, (x - 0.3) ** 2)
+        xs.append(x)
+    return xs
+
+
+def test_tpe_is_random_for_exactly_its_startup_trials():
+    random = draws(optuna.samplers.RandomSampler(seed=3), 8)
+    auto = draws(build_sampler(SamplerSection(), trials_per_cell=8, seed=3), 8)
+    assert auto[:2] == random[:2]
+    assert auto[2] != random[2]
+    before = draws(build_sampler(SamplerSection(startup_trials=10), 8, seed=3), 8)
+    assert before == random
+
+
+def best_of(sampler: optuna.samplers.BaseSampler, n: int) -> float:
+    study = optuna.create_study(sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        x, y = trial.suggest_float("x", -5, 5), trial.suggest_float("y", -5, 5)
+        return (x - 1.0) ** 2 + (y + 2.0) ** 2
+
+    study.optimize(objective, n_trials=n)
+    return study.best_value
+
+
+def test_default_tpe_beats_random_within_a_small_budget():
+    seeds = range(10)
+    tpe = [best_of(build_sampler(SamplerSection(), trials_per_cell=12, seed=s), 12) for s in seeds]
+    random = [best_of(optuna.samplers.RandomSampler(seed=s), 12) for s in seeds]
+    assert sum(tpe) < 0.5 * sum(random)  # measured: mean best 1.26 against 3.32
+
+
+def demo_config(tmp_path: Path, **sampler) -> dict:
+    text = BASE.replace("DATA_DIR", str(tmp_path))
+    raw = tomllib.loads(text)
+    raw["study"]["storage"] = f"journal:{tmp_path / 'optuna.journal'}"
+    if sampler:
+        raw["sampler"] = sampler
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("sampler", "kind"),
+    [({}, optuna.samplers.TPESampler), ({"kind": "gp"}, optuna.samplers.GPSampler)],
+)
+def test_every_cell_study_gets_the_configured_sampler(tmp_path, sampler, kind):
+    cfg = config_from_dict(demo_config(tmp_path, **sampler))
+    search = build_searcher(cfg)
+    samplers = []
+    for number, cell in enumerate(cfg.cells):
+        search.suggest(f"t{number}")
+        samplers.append(asked_trial(search.searchers[cell], f"t{number}").study.sampler)
+    assert len(samplers) == 4 and all(type(s) is kind for s in samplers)
+    assert len({id(s) for s in samplers}) == 4  # one sampler per cell, not one shared
+    if kind is optuna.samplers.TPESampler:
+        tpe = samplers[0]
+        assert (tpe._multivariate, tpe._group, tpe._constant_liar) == (True, True, True)
+        assert tpe._n_startup_trials == auto_startup_trials(cfg.study.trials_per_cell)
+
+
+def test_resolved_study_file_keeps_the_sampler(tmp_path):
+    cfg = config_from_dict(demo_config(tmp_path, kind="random", startup_trials=3))
+    assert tomllib.loads(to_toml(cfg))["sampler"] == {"kind": "random", "startup_trials": 3}
+
+
+@pytest.mark.parametrize(
+    ("assignment", "words"),
+    [
+        ('sampler.kind="cmaes"', ["sampler.kind", "'tpe'", "'cmaes'"]),
+        ("sampler.startup_trials=-1", ["sampler.startup_trials", ">= 0"]),
+        ("sampler.startup=3", ["sampler.startup", "did you mean 'startup_trials'"]),
+    ],
+)
+def test_bad_sampler_is_a_usage_error(capsys, tmp_path, tiny_dataset, assignment, words):
+    config = tmp_path / "study.toml"
+    config.write_text(BASE.replace("DATA_DIR", str(tiny_dataset)))
+    runs = tmp_path / "runs"
+    argv = ["sweep", str(config), "--set", f'study.runs_dir="{runs}"', "--set", assignment]
+    expect_usage_error(capsys, argv, *words)
+    assert not runs.exists()
