@@ -63,6 +63,8 @@ def _resolve_auto(address: str) -> str:
 def check_model(cfg: StudyConfig) -> None:
     """Load the configured pretrained towers and tokenizer from their local files once (the
     small towers need none); UsageError naming the missing or unfitting path or cache."""
+    if not cfg.trial.model.reads_files:
+        return  # and the driver need not import the towers' libraries
     from trainables.model import ModelError, check_towers
 
     try:

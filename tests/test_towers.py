@@ -232,8 +232,11 @@ def test_weights_for_the_small_cnn_are_refused():
         ModelConfig(image_weights="x.pth")
 
 
-def test_the_small_towers_need_no_files():
+def test_the_small_towers_need_no_files(tiny_towers):  # noqa: F811
+    assert not ModelConfig().reads_files
     check_towers(ModelConfig(), MAX_LENGTH)  # builds nothing, reads nothing
+    assert tiny_towers.model_config(text="small_bert").reads_files
+    assert tiny_towers.model_config(image="small_cnn", image_weights="").reads_files
 
 
 def test_relative_paths_become_absolute(tmp_path, monkeypatch, tiny_towers):  # noqa: F811

@@ -72,6 +72,11 @@ class ModelConfig:
             )
 
     @property
+    def reads_files(self) -> bool:
+        """Whether a tower is loaded from files (else both are built from the sizes)."""
+        return self.image != SMALL_IMAGE or self.pretrained_text
+
+    @property
     def pretrained_text(self) -> bool:
         """Whether the text tower (and its tokenizer) come from Hugging Face files."""
         return self.text != SMALL_TEXT

@@ -233,7 +233,7 @@ def build_optimizer(
 
 
 def fused_kwargs(spec: OptimizerSpec, groups: Sequence[dict]) -> dict[str, Any]:
-    """``{"fused": True}`` for AdamW when every parameter is on CUDA (one kernel for the
-    whole update instead of one per tensor), else nothing."""
+    """``{"fused": True}`` for AdamW when every parameter is on CUDA (the update's
+    elementwise steps fused into a few kernels), else nothing."""
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
     return {"fused": True} if spec.cls is torch.optim.AdamW and on_cuda else {}
