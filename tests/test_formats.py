@@ -226,3 +226,14 @@ def test_loader_workers_give_the_same_batches(every_format):
     ]
     serial, parallel = ([batch for batch, _ in loader] for loader in loaders)
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_clipstudy_data_synth_writes_the_chosen_formats(tmp_path, capsys):
+    from study.cli import main
+
+    argv = ["data", "synth", str(tmp_path / "d"), "--n-train", "8", "--n-retrieval", "4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--zeroshot-per-class", "1", "--format", "webdataset"])
+    assert exit_info.value.code == 0
+    assert "'train_shards': 'shards/{00000..00000}.tar'" in capsys.readouterr().out
+    assert (tmp_path / "d" / "train.json").is_file() and not (tmp_path / "d" / "train.csv").exists()
