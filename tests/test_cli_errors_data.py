@@ -54,7 +54,9 @@ def test_csv_column_that_is_not_there(capsys, tmp_path, formats_dataset):
 
 def test_csv_with_a_wrong_image_root(capsys, tmp_path, formats_dataset):
     lines = 'train_format = "csv"\ntrain_images = "elsewhere"'
-    sweep_error(capsys, tmp_path, formats_dataset, lines, "none of the 4 sampled train images")
+    sweep_error(
+        capsys, tmp_path, formats_dataset, lines, "none of the 4 sampled train images exists"
+    )
 
 
 def test_an_unreadable_retrieval_image_stops_the_sweep(capsys, tmp_path, formats_dataset):

@@ -194,3 +194,46 @@ def test_missing_shards_are_named(tmp_path):
 def test_bad_data_fields_are_rejected(fields, message):
     with pytest.raises(ValueError, match=message):
         DataPaths("d", **fields)
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 0), (0.5, 0), (3, 2)])
+def test_a_study_gives_each_trial_cpus_per_trial_minus_one_loader_workers(tmp_path, cpus, workers):
+    from study.config import load_config
+
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'[study]\nname = "w"\nspace = "demo"\n[resources]\ncpus_per_trial = {cpus}\n'
+        f'[data]\ndir = "{tmp_path}"\n'
+    )
+    assert load_config(study).trial.num_workers == workers
+    assert load_config(study, ["trial.num_workers=1"]).trial.num_workers == 1
+
+
+def test_loader_workers_give_the_same_batches(every_format):
+    root, shards = every_format
+    cfg = config(paths(root, shards, "webdataset"))
+    data = load_trial_data(cfg)
+    loaders = [
+        DataLoader(
+            data.train,
+            batch_size=8,
+            sampler=EpochOrder(len(data.train), 0),
+            drop_last=True,
+            collate_fn=collate_pairs,
+            num_workers=workers,
+        )
+        for workers in (0, 2)
+    ]
+    serial, parallel = ([batch for batch, _ in loader] for loader in loaders)
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_clipstudy_data_synth_writes_the_chosen_formats(tmp_path, capsys):
+    from study.cli import main
+
+    argv = ["data", "synth", str(tmp_path / "d"), "--n-train", "8", "--n-retrieval", "4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--zeroshot-per-class", "1", "--format", "webdataset"])
+    assert exit_info.value.code == 0
+    assert "'train_shards': 'shards/{00000..00000}.tar'" in capsys.readouterr().out
+    assert (tmp_path / "d" / "train.json").is_file() and not (tmp_path / "d" / "train.csv").exists()
