@@ -57,16 +57,17 @@ def _signal_all(pids: list[int], signum: int) -> None:
 
 
 def stop_processes_with(variable: str, value: str, grace_s: float = GRACE_S) -> None:
-    """SIGTERM every process whose environment holds ``variable=value``, then SIGKILL those
-    still there after ``grace_s``: ``ray stop`` for one Ray, where ``ray stop`` itself stops
-    every Ray of the user on the machine."""
+    """SIGTERM every process whose environment holds ``variable=value``, then SIGKILL, until
+    none is left (a process forked meanwhile is caught too), for at most ``10 * grace_s``:
+    ``ray stop`` for one Ray, where ``ray stop`` itself stops every Ray of the user."""
     _signal_all(processes_with(variable, value), signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while processes_with(variable, value) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    _signal_all(processes_with(variable, value), signal.SIGKILL)
-    deadline = time.monotonic() + grace_s
-    while processes_with(variable, value) and time.monotonic() < deadline:
+    start = time.monotonic()
+    while pids := processes_with(variable, value):
+        waited = time.monotonic() - start
+        if waited > 10 * grace_s:
+            return
+        if waited > grace_s:
+            _signal_all(pids, signal.SIGKILL)
         time.sleep(0.1)
 
 

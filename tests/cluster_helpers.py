@@ -25,7 +25,10 @@ from study.orphan_guard import stop_processes_with
 from study.ray_env import RAY_ENV
 
 BIN = Path(sys.executable).parent
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGRES_BINS = sorted(
+    Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+)
+POSTGRES_BIN = POSTGRES_BINS[-1].parent if POSTGRES_BINS else Path("/usr/lib/postgresql/15/bin")
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "clipstudy",
     "AWS_SECRET_ACCESS_KEY": "clipstudy",

@@ -24,7 +24,7 @@ from study.orphan_guard import processes_with
 NAME = "s3-resumable"
 BUCKET_PREFIX = "clipstudy/runs"
 STALE_ADDRESS = "127.0.0.1:9"  # a `ray start --head` that died: nothing listens there
-ORPHAN_TIMEOUT_S = 15
+ORPHAN_TIMEOUT_S = 30  # ~3 s on an idle machine
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def killed(s3, tiny_dataset, tmp_path_factory):
             lambda: not processes_with("RAY_TMPDIR", str(ray_tmpdir)), ORPHAN_TIMEOUT_S
         )
         orphans_s = time.monotonic() - killed_at
+        left = [_describe(pid) for pid in processes_with("RAY_TMPDIR", str(ray_tmpdir))]
     finally:
         driver.kill()
     return {
@@ -75,14 +76,16 @@ def killed(s3, tiny_dataset, tmp_path_factory):
         "first_trial_s": first_trial_s,
         "ray_processes": ray_processes,
         "orphans_gone": gone,
+        "left": left,
         "orphans_s": orphans_s,
     }
 
 
 def test_stale_bootstrap_file_does_not_stop_a_local_ray(killed):
     """Without --address the sweep started its own Ray (a session beside the stale file, whose
-    dead head it did not try to join for minutes) and a trial finished."""
-    assert killed["first_trial_s"] < 120
+    dead head it did not try to join for minutes) and a trial finished (within the fixture's
+    240 s; ~15 s on an idle machine)."""
+    assert killed["first_trial_s"] < 240
     ray_dir = killed["ray_tmpdir"] / "ray"
     assert (ray_dir / "ray_current_cluster").read_text() == STALE_ADDRESS  # left alone
     assert len(list(ray_dir.glob("session_2*"))) == 1
@@ -90,8 +93,17 @@ def test_stale_bootstrap_file_does_not_stop_a_local_ray(killed):
 
 def test_killed_driver_leaves_no_ray_processes(killed):
     assert len(killed["ray_processes"]) >= 3  # driver, GCS, raylet at least
-    left = processes_with("RAY_TMPDIR", str(killed["ray_tmpdir"]))
+    left = killed["left"]
     assert killed["orphans_gone"], f"still running {ORPHAN_TIMEOUT_S} s after kill -9: {left}"
+
+
+def _describe(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:100]
+        return f"{pid} state {stat[0]} parent {stat[1]}: {command.decode(errors='replace')}"
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _s3_objects(prefix: str) -> list[str]:
@@ -103,10 +115,7 @@ def _s3_objects(prefix: str) -> list[str]:
 def test_resume_from_s3_loses_and_duplicates_nothing(killed):
     run_dir = killed["run_dir"]
     assert not (run_dir / "ray").exists()  # the experiment is on S3, not in the run dir
-    assert any(
-        p.endswith("experiment_state.json") or "experiment_state" in p
-        for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep")
-    )
+    assert any("experiment_state" in p for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep"))
     assert _finished_trials(run_dir) < 4
 
     resumed = clipstudy(
@@ -135,4 +144,7 @@ def test_resume_from_s3_loses_and_duplicates_nothing(killed):
     checkpoints = {
         p.split("/")[4] for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep") if "/checkpoint_" in p
     }
-    assert len(checkpoints) == 4  # one trial directory with a checkpoint per trial
+    # every trial's checkpoint is on S3; at most one more Ray trial, started after Ray's last
+    # snapshot, left a checkpoint nobody restores (its Optuna trial was rerun under a new id)
+    assert {f"trial_{ray_id}" for ray_id in ray_ids} <= checkpoints
+    assert len(checkpoints) <= 5
