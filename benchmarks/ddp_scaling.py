@@ -16,7 +16,9 @@ large global batches, full-matrix vs local-loss form.
    the smallest size left out as call overhead dominates it). Sizes whose similarity matrices
    would exceed ``--max-matrix-mib`` per rank are skipped and listed.
 
-Run it on an otherwise idle machine; on 2 shared cores W = 2 cannot be faster than W = 1.
+Run it on an otherwise idle machine; on 2 shared cores W = 2 cannot be faster than W = 1, and
+a W = 1 rank with 2 threads on busy cores stalls in OpenMP (30 pairs/s against 1286 with
+``--threads 1`` in one of our runs): compare there at ``--threads 1``.
 Usage: python benchmarks/ddp_scaling.py [--threads 2] [--max-matrix-mib 1024] [--skip-trial]
 """
 
