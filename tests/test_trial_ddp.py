@@ -9,6 +9,7 @@ agree to float64 rounding; so do the local-loss forms.
 """
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from trainables.distributed import DataParallel, RankShare
 from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES
 from trainables.model_config import ModelConfig
 from trainables.synth import write_synthetic_dataset
-from trainables.trial import EpochOrder, _train_one_epoch, build_state
+from trainables.trial import EpochOrder, _train_one_epoch, build_state, run_trial
 from trainables.trial_data import load_trial_data
 
 WORLD, BATCH, EPOCHS = 2, 16, 2
@@ -106,6 +107,40 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_gloo_workers_train_every_loss_as_one_process(small_dataset: Path):
     cases = CASES + [(name, {"loss_form": "local"}) for name in LOCAL_LOSS_NAMES]
     mp.spawn(_rank, args=(_free_port(), str(small_dataset), cases), nprocs=WORLD, join=True)
+
+
+def _resume_rank(rank: int, port: int, data_dir: str, keep: str) -> None:
+    """Two epochs, then epoch 2 again from rank 0's checkpoint of epoch 1 on every rank."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    torch.set_num_threads(1)
+    try:
+        cfg = TrialConfig(
+            data=DataPaths(data_dir), model=MODEL, batch_size=BATCH, epochs=2, loss="sogclr"
+        )
+        uninterrupted: list[dict] = []
+
+        def report(metrics: dict, checkpoint_dir: Path | None) -> None:
+            assert (checkpoint_dir is not None) == (rank == 0)  # rank 0 checkpoints
+            uninterrupted.append(metrics)
+            if checkpoint_dir is not None and metrics["epoch"] == 1:
+                shutil.copytree(checkpoint_dir, Path(keep))
+
+        run_trial(cfg, report)
+        dist.barrier()
+        resumed: list[dict] = []
+        run_trial(cfg, lambda metrics, _: resumed.append(metrics), resume_from=Path(keep))
+        untimed = [{k: v for k, v in m.items() if not k.startswith("time_")} for m in resumed]
+        assert untimed == [{k: v for k, v in uninterrupted[1].items() if not k.startswith("time_")}]
+        assert ("r_mean" in resumed[0]) == (rank == 0)  # rank 0 evaluates
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
+def test_every_rank_resumes_from_rank_0s_checkpoint_exactly(small_dataset: Path, tmp_path):
+    keep = str(tmp_path / "epoch1")
+    mp.spawn(_resume_rank, args=(_free_port(), str(small_dataset), keep), nprocs=WORLD, join=True)
 
 
 def test_rank_shares_are_the_global_batches_in_order():

@@ -141,6 +141,13 @@ class DataParallel:
         """Rank 0: the rank that evaluates, reports metrics and writes checkpoints."""
         return self.rank == 0
 
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors of a collective must live: this rank's GPU for NCCL, else the CPU."""
+        if self.world_size > 1 and dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
     def local_batch(self, batch_size: int) -> int:
         """b = B / W, this rank's rows of a global batch of ``batch_size``; ValueError (one
         line) unless W divides it."""
@@ -169,7 +176,7 @@ class DataParallel:
         """The (W·b, ...) concatenation of every rank's (b, ...) ``tensor``, no gradient."""
         if self.world_size == 1:
             return tensor
-        return AllGather().concatenate(tensor)
+        return AllGather().concatenate(tensor.to(self.device)).to(tensor.device)
 
     def rows(self, local_size: int) -> slice:
         """This rank's rows in the concatenation of every rank's ``local_size`` rows."""
@@ -179,7 +186,7 @@ class DataParallel:
         """Whether ``flag`` holds on every rank (all ranks take the same branch)."""
         if self.world_size == 1:
             return flag
-        value = torch.tensor([int(flag)])
+        value = torch.tensor([int(flag)], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return bool(value.item())
 
