@@ -1,46 +1,103 @@
-"""Harness overhead of a sweep: wall time against the time the trials themselves ran.
+"""Harness overhead of a sweep: wall time against the time the trials themselves ran, where the
+rest goes, and whether the cost per trial stays flat as the study grows.
 
-Runs the demo study through the real CLI path (Ray Tune + Optuna + ASHA) on a fresh built-in
-dataset, once with actor reuse and once without, and prints for each: the sweep's wall time,
-the sum of the trials' own times (Ray's ``time_this_iter_s`` summed over every epoch of every
-trial), the ideal wall time (that sum / concurrency) and the overhead per trial.
-Usage: python benchmarks/sweep_overhead.py [--trials-per-cell 2] [--epochs 2]  (4 demo cells)
+Part 1 runs the demo study through the real CLI path (Ray Tune + Optuna + ASHA) on a fresh
+built-in dataset, with actor reuse on and off, and prints: the sweep's wall time (Ray already
+started), the sum of the trials' own times (Ray's ``time_this_iter_s`` over every epoch of
+every trial: it includes each trial's data loading, tokenizer and model building and its
+checkpoint writes), the ideal wall time (that sum / concurrency), wall/ideal and the overhead
+per trial ((wall - ideal) x concurrency / trials).
+
+Part 2, the profile of the reuse-on sweep: Ray's start; the sweep driver's own work, from
+``cProfile`` of the driver (set-up of the cell studies, the searchers' Optuna storage
+round-trips, ASHA, Tune's loggers and experiment checkpoints, the progress printer, the
+trials table); and, inside the trials' own time, what the trial reports about itself:
+setup before the first epoch (data loading, tokenizer, model: ``time_this_iter_s`` of epoch 1
+minus its train and eval times) and per-epoch checkpoint plus report.
+
+Part 3 runs trivial trials (no training: a few reports with a checkpoint each) through the
+same harness at 48 and 200 trials and prints the overhead per trial, which must stay flat; and
+the searcher alone (the cell studies' sampling and SQLite round-trips, no Ray) at 48 and 200
+trials, per trial overall and over the last quarter (an RDB that slows with the trial count
+would show there).
+
+Usage: python benchmarks/sweep_overhead.py [--trials-per-cell 2] [--epochs 2] [--no-growth]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
+import io
+import os
+import pstats
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 from _demo import DEMO_TOML, synthesise
+from ray.tune.execution.tune_controller import TuneController
+from ray.tune.logger.logger import LoggerCallback
 
+import study.trainable
+from study import results, runner
 from study.config import load_config
+from study.per_cell import PerCellASHA, PerCellSearch
+from study.progress import ProgressPrinter
+from study.ray_session import start_ray
 from study.runner import run_sweep
 
+# profile rows: label -> the driver functions whose cumulative time is the item
+DRIVER_ITEMS = {
+    "sweep set-up (cell studies, Tuner)": [runner._tuner],
+    "dashboard note of the run": [runner._describe_run],
+    "searcher: suggest (Optuna ask)": [PerCellSearch.suggest],
+    "searcher: results (Optuna report)": [PerCellSearch.on_trial_result],
+    "searcher: completion (Optuna tell)": [PerCellSearch.on_trial_complete],
+    "searcher: save (experiment state)": [PerCellSearch.save],
+    "ASHA decisions": [PerCellASHA.on_trial_result],
+    "Tune loggers (json/csv/tensorboard)": [LoggerCallback.on_trial_result],
+    "Tune experiment checkpoints": [TuneController.checkpoint],
+    "progress printer": [ProgressPrinter.on_trial_result, ProgressPrinter.on_trial_complete],
+    "trials table (after fit)": [results.trials_table],
+}
 
-def measure(data: Path, runs: Path, *, reuse: bool, trials_per_cell: int, epochs: int) -> dict:
-    cfg = load_config(
+
+def sweep_config(data: Path, runs: Path, name: str, *, reuse: bool, tpc: int, epochs: int):
+    return load_config(
         DEMO_TOML,
         [
             f'data.dir="{data}"',
             f'study.runs_dir="{runs}"',
-            f"study.trials_per_cell={trials_per_cell}",
+            f"study.trials_per_cell={tpc}",
             f"scheduler.max_epochs={epochs}",
+            f"scheduler.grace_period={min(epochs, 2)}",
             f"resources.reuse_actors={'true' if reuse else 'false'}",
         ],
-        name=f"overhead-reuse-{reuse}",
+        name=name,
     )
-    start = time.perf_counter()
-    outcome = run_sweep(cfg)
-    wall = time.perf_counter() - start
-    table = pd.read_parquet(outcome.run_dir / "trials.parquet")
+
+
+def timed_sweep(cfg, profile: cProfile.Profile | None = None):
+    """(wall seconds, outcome) of ``run_sweep(cfg)``; progress lines are swallowed."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        if profile:
+            profile.enable()
+        outcome = run_sweep(cfg)
+        if profile:
+            profile.disable()
+        return time.perf_counter() - start, outcome
+
+
+def overhead_row(cfg, wall: float, table: pd.DataFrame, label: str) -> dict:
     trial_s = table["time_this_iter_s"].sum()
     ideal = trial_s / cfg.resources.max_concurrent
     return {
-        "reuse_actors": reuse,
+        "sweep": label,
+        "trials": cfg.num_trials,
         "wall_s": wall,
         "sum_trial_s": trial_s,
         "ideal_wall_s": ideal,
@@ -49,24 +106,125 @@ def measure(data: Path, runs: Path, *, reuse: bool, trials_per_cell: int, epochs
     }
 
 
+def driver_profile(profile: cProfile.Profile) -> dict[str, float]:
+    """Cumulative seconds of each :data:`DRIVER_ITEMS` function in ``profile``."""
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    cumulative = {key: row[3] for key, row in stats.items()}
+    return {
+        label: sum(
+            cumulative.get((f.__code__.co_filename, f.__code__.co_firstlineno, f.__name__), 0.0)
+            for f in functions
+        )
+        for label, functions in DRIVER_ITEMS.items()
+    }
+
+
+def trial_profile(table: pd.DataFrame) -> dict[str, float]:
+    """Seconds inside the trials' own time: set-up before epoch 1 and checkpoint + report."""
+    work = table[["time_data_s", "time_step_s", "time_eval_s"]].sum(axis=1)
+    rest = table["time_this_iter_s"] - work
+    first = table["epoch"] == table.groupby("trial_id")["epoch"].transform("min")
+    return {
+        "in trials: set-up before epoch 1 (data, tokenizer, model)": rest[first].sum(),
+        "in trials: checkpoint + report, later epochs": rest[~first].sum(),
+        "in trials: train + eval (the work itself)": work.sum(),
+    }
+
+
+def trivial_trial(config: dict, base: dict) -> None:
+    """A trial without training: ``max_epochs`` reports of a made-up r_mean, each with a
+    checkpoint, as :func:`study.trainable.train_clip` reports."""
+    from ray import tune
+
+    for epoch in range(1, base["epochs"] + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "state.txt").write_text(str(epoch))
+            metrics = {"epoch": epoch, "r_mean": 100 * config["lr"] * epoch, "train_loss": 1.0}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def growth_rows(data: Path, runs: Path) -> list[dict]:
+    """Trivial trials at 48 and 200 trials (12 and 50 per demo cell, 2 epochs)."""
+    real = study.trainable.train_clip
+    study.trainable.train_clip = trivial_trial
+    try:
+        rows = []
+        for tpc in (12, 50):
+            cfg = sweep_config(data, runs, f"trivial-{tpc}", reuse=True, tpc=tpc, epochs=2)
+            wall, outcome = timed_sweep(cfg)
+            table = pd.read_parquet(outcome.run_dir / "trials.parquet")
+            rows.append(overhead_row(cfg, wall, table, "trivial trials"))
+        return rows
+    finally:
+        study.trainable.train_clip = real
+
+
+def searcher_growth(data: Path, runs: Path) -> list[dict]:
+    """The searcher alone (no Ray): per-trial seconds of suggest + 2 results + completion
+    over the sweep's SQLite study, at 48 and 200 trials, overall and over the last quarter."""
+    rows = []
+    for tpc in (12, 50):
+        cfg = sweep_config(data, runs, f"searcher-{tpc}", reuse=True, tpc=tpc, epochs=2)
+        cfg.run_dir.mkdir(parents=True)
+        search, seconds = runner.build_searcher(cfg), []
+        for number in range(cfg.num_trials):
+            start = time.perf_counter()
+            config = search.suggest(f"t{number}")
+            assert isinstance(config, dict)
+            for epoch in (1, 2):
+                search.on_trial_result(f"t{number}", {"epoch": epoch, "r_mean": config["lr"]})
+            search.on_trial_complete(f"t{number}", {"epoch": 2, "r_mean": config["lr"]})
+            seconds.append(time.perf_counter() - start)
+        quarter = seconds[-len(seconds) // 4 :]
+        rows.append(
+            {
+                "trials": cfg.num_trials,
+                "searcher_s_per_trial": sum(seconds) / len(seconds),
+                "last_quarter_s_per_trial": sum(quarter) / len(quarter),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials-per-cell", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--no-growth", action="store_true", help="skip the 48/200 trivial part")
     args = parser.parse_args()
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     with tempfile.TemporaryDirectory() as tmp:
         data = synthesise(Path(tmp) / "synth")
-        rows = [
-            measure(
+        runs = Path(tmp) / "runs"
+        start = time.perf_counter()
+        start_ray(None)
+        ray_start = time.perf_counter() - start
+        rows, profile = [], cProfile.Profile()
+        for reuse in (True, False):
+            cfg = sweep_config(
                 data,
-                Path(tmp) / "runs",
+                runs,
+                f"overhead-reuse-{reuse}",
                 reuse=reuse,
-                trials_per_cell=args.trials_per_cell,
+                tpc=args.trials_per_cell,
                 epochs=args.epochs,
             )
-            for reuse in (True, False)
-        ]
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            wall, outcome = timed_sweep(cfg, profile if reuse else None)
+            table = pd.read_parquet(outcome.run_dir / "trials.parquet")
+            rows.append(overhead_row(cfg, wall, table, f"demo, reuse_actors={reuse}"))
+            if reuse:
+                items = {"Ray start (once per sweep)": ray_start, **driver_profile(profile)}
+                items |= trial_profile(table)
+                items["wall - ideal (all overhead, 2 slots)"] = wall - rows[0]["ideal_wall_s"]
+        if not args.no_growth:
+            rows += growth_rows(data, runs)
+        searcher_rows = searcher_growth(data, runs)
+    fmt = {"float_format": lambda v: f"{v:.2f}", "index": False}
+    print(pd.DataFrame(rows).to_string(**fmt))
+    print("\nprofile of the reuse_actors=True sweep (seconds; driver items from cProfile):")
+    print(pd.Series(items, name="s").to_frame().to_string(float_format=lambda v: f"{v:.2f}"))
+    print("\nthe searcher alone (default TPE, SQLite; suggest + 2 results + completion):")
+    print(pd.DataFrame(searcher_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
