@@ -37,13 +37,6 @@ CASES = [(name, {}) for name in LOSS_NAMES] + [
 ]
 
 
-def _double_pairs(items):
-    batch, skipped = collate_pairs(items)
-    if batch is not None:
-        batch["image"] = batch["image"].double()
-    return batch, skipped
-
-
 def _train(cfg: TrialConfig, data, parallel: DataParallel) -> tuple[list[float], dict]:
     """Train losses of ``EPOCHS`` epochs and the final model and loss state dicts."""
     state = build_state(cfg, data)
@@ -56,7 +49,7 @@ def _train(cfg: TrialConfig, data, parallel: DataParallel) -> tuple[list[float],
         batch_size=parallel.local_batch(cfg.batch_size),
         sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
         drop_last=True,
-        collate_fn=_double_pairs,
+        collate_fn=collate_pairs,
     )
     losses = []
     for epoch in range(EPOCHS):
@@ -69,6 +62,7 @@ def _rank(rank: int, port: int, data_dir: str, cases: list[tuple[str, dict]]) ->
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)  # the model, the loss and the normalised images
     try:
         base = TrialConfig(data=DataPaths(data_dir), model=MODEL, batch_size=BATCH)
         data = load_trial_data(base)
@@ -114,6 +108,7 @@ def _resume_rank(rank: int, port: int, data_dir: str, keep: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)  # the model, the loss and the normalised images
     try:
         cfg = TrialConfig(
             data=DataPaths(data_dir), model=MODEL, batch_size=BATCH, epochs=2, loss="sogclr"

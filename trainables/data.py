@@ -215,9 +215,9 @@ def normalise_unit(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels (..., 3, S, S) -> float32 ``(p / 255 - mean) / std`` (CLIP mean/std), on the
-    pixels' device."""
-    return normalise_unit(pixels.to(torch.float32) / 255.0)
+    """uint8 pixels (..., 3, S, S) -> ``(p / 255 - mean) / std`` (CLIP mean/std) in torch's
+    default float dtype (float32 unless a test sets float64), on the pixels' device."""
+    return normalise_unit(pixels.to(torch.get_default_dtype()) / 255.0)
 
 
 def load_image(path: str | Path, image_size: int) -> torch.Tensor:

@@ -89,7 +89,7 @@ class ImageViews:
             batch = images.new_zeros((batch_size, *images.shape[1:]))
             batch[rows] = images
             return self(batch, seed=seed, epoch=epoch, step=step)[rows]
-        pixels = images.to(torch.float32) / 255.0  # uint8 pixels in, normalised views out
+        pixels = images.to(torch.get_default_dtype()) / 255.0  # uint8 in, normalised views out
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(seed, epoch, step))
             if self.mode == "batch":
