@@ -12,11 +12,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.fs
 import pytest
 from cluster_helpers import clipstudy, ray_env, s3_server, short_tmpdir
-from test_sweep import CELLS, _finished_trials, _wait_for, assert_truthful, load_studies
+from test_sweep import _finished_trials, _wait_for, assert_resumed_without_loss_or_duplicates
 from test_sweep import write_config as write_sweep_config
 
 from study.orphan_guard import processes_with
@@ -130,17 +129,7 @@ def test_resume_from_s3_loses_and_duplicates_nothing(killed):
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
 
-    trials = [t for study in load_studies(run_dir).values() for t in study.trials]
-    ray_ids = [t.user_attrs.get("ray_trial_id") for t in trials]
-    assert len(set(ray_ids)) == len(ray_ids) == 4
-    assert all(t.state.is_finished() for t in trials)
-    assert_truthful(trials)
-    assert {cell: len(s.trials) for cell, s in load_studies(run_dir).items()} == dict.fromkeys(
-        CELLS, 2
-    )
-    table = pd.read_parquet(run_dir / "trials.parquet")
-    assert table["trial_id"].nunique() == 4
-    assert not table.duplicated(["trial_id", "epoch"]).any()
+    ray_ids = assert_resumed_without_loss_or_duplicates(run_dir)
     checkpoints = {
         p.split("/")[4] for p in _s3_objects(f"{BUCKET_PREFIX}/{NAME}/sweep") if "/checkpoint_" in p
     }

@@ -117,6 +117,22 @@ def assert_truthful(trials: list[optuna.trial.FrozenTrial]) -> None:
             assert trial.value == trial.intermediate_values[epochs]
 
 
+def assert_resumed_without_loss_or_duplicates(run_dir: Path, per_cell: int = 2) -> list[str]:
+    """A resumed sweep of CELLS x ``per_cell`` trials: every trial once (one Ray id, one row
+    per epoch in the trials table), finished and truthful. Returns the Ray trial ids."""
+    trials = trials_of(run_dir)
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in trials]
+    assert len(set(ray_ids)) == len(ray_ids) == len(CELLS) * per_cell
+    assert all(t.state.is_finished() for t in trials)
+    assert_truthful(trials)
+    studies = load_studies(run_dir)
+    assert {cell: len(s.trials) for cell, s in studies.items()} == dict.fromkeys(CELLS, per_cell)
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert table["trial_id"].nunique() == len(CELLS) * per_cell
+    assert not table.duplicated(["trial_id", "epoch"]).any()
+    return ray_ids
+
+
 @pytest.fixture(scope="module")
 def swept(tiny_dataset, tmp_path_factory):
     """One sweep of 2 cells x 3 trials, run once for the tests below."""
@@ -241,17 +257,7 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_
     assert _finished_trials(run_dir) < 4
 
     assert run(["sweep", str(run_dir), "--resume"]) == 0
-    trials = trials_of(run_dir)
-    ray_ids = [t.user_attrs.get("ray_trial_id") for t in trials]
-    assert len(set(ray_ids)) == len(ray_ids) == 4
-    assert all(t.state.is_finished() for t in trials)
-    assert_truthful(trials)
-    assert {cell: len(s.trials) for cell, s in load_studies(run_dir).items()} == dict.fromkeys(
-        CELLS, 2
-    )
-    table = pd.read_parquet(run_dir / "trials.parquet")
-    assert table["trial_id"].nunique() == 4
-    assert not table.duplicated(["trial_id", "epoch"]).any()
+    assert_resumed_without_loss_or_duplicates(run_dir)
 
 
 def test_confirm_retrains_each_cell_with_common_seeds(swept, capsys):

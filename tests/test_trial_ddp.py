@@ -17,15 +17,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch.utils.data import DataLoader
 
 from trainables.config import DataPaths, TrialConfig
-from trainables.data import collate_pairs
 from trainables.distributed import DataParallel, RankShare
 from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES
 from trainables.model_config import ModelConfig
 from trainables.synth import write_synthetic_dataset
-from trainables.trial import EpochOrder, _train_one_epoch, build_state, run_trial
+from trainables.trial import EpochOrder, _train_one_epoch, build_state, run_trial, train_loader
 from trainables.trial_data import load_trial_data
 
 WORLD, BATCH, EPOCHS = 2, 16, 2
@@ -44,13 +42,7 @@ def _train(cfg: TrialConfig, data, parallel: DataParallel) -> tuple[list[float],
     state.loss_fn.double()
     parallel.prepare(state.model, state.loss_fn)
     order = EpochOrder(len(data.train), cfg.seed)
-    loader = DataLoader(
-        data.train,
-        batch_size=parallel.local_batch(cfg.batch_size),
-        sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
-        drop_last=True,
-        collate_fn=collate_pairs,
-    )
+    loader = train_loader(cfg, data, order, parallel)
     losses = []
     for epoch in range(EPOCHS):
         order.epoch = epoch

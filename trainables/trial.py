@@ -192,6 +192,23 @@ def _train_one_epoch(
     }
 
 
+def train_loader(
+    cfg: TrialConfig, data: TrialData, order: EpochOrder, parallel: DataParallel
+) -> DataLoader:
+    """This rank's share of every global batch of ``order`` (incomplete batches dropped), with
+    ``cfg.num_workers`` persistent workers and pinned memory on a GPU."""
+    return DataLoader(
+        data.train,
+        batch_size=parallel.local_batch(cfg.batch_size),
+        sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
+        drop_last=True,
+        collate_fn=collate_pairs,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+        pin_memory=cfg.torch_device().type == "cuda",
+    )
+
+
 def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None = None) -> None:
     """Train for ``cfg.epochs`` epochs, calling ``report`` after each one.
 
@@ -204,16 +221,7 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
     parallel.prepare(state.model, state.loss_fn)
     first_epoch = load_checkpoint(resume_from, state, cfg.torch_device()) if resume_from else 0
     order = EpochOrder(len(data.train), cfg.seed)
-    loader = DataLoader(
-        data.train,
-        batch_size=parallel.local_batch(cfg.batch_size),
-        sampler=parallel.sampler(order, cfg.batch_size, len(data.train)),
-        drop_last=True,
-        collate_fn=collate_pairs,
-        num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0,
-        pin_memory=cfg.torch_device().type == "cuda",
-    )
+    loader = train_loader(cfg, data, order, parallel)
     for epoch in range(first_epoch, cfg.epochs):
         order.epoch = epoch
         metrics = _train_one_epoch(cfg, data, state, loader, epoch, parallel)
