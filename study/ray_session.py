@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from study import orphan_guard
+from study.checkpoint_restore import RestoreNewestCheckpoint
 from study.checks import check_reachable
 from study.config import StudyConfig
 from study.errors import UsageError
@@ -91,6 +92,9 @@ def ray_trainable(cfg: StudyConfig, function: TrainFunction):
     recommends, the driver itself asks for no CPU or GPU, only :data:`DRIVER_MEMORY` (Tune
     needs a non-empty request); ``max_concurrent`` bounds the trials in flight, and a Train
     run starts once all of its workers' resources are free.
+
+    A restored trial whose checkpoint a kill left deleted restores its newest one instead
+    (:class:`~study.checkpoint_restore.RestoreNewestCheckpoint`).
     """
     from ray import tune
 
@@ -99,15 +103,18 @@ def ray_trainable(cfg: StudyConfig, function: TrainFunction):
     res = cfg.resources
     base = cfg.trial.to_dict()
     if res.workers_per_trial == 1:
+        trainable = tune.with_parameters(function, base=base)
         resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-        return tune.with_resources(tune.with_parameters(function, base=base), resources)
-    workers = WorkerGroup(
-        res.workers_per_trial,
-        res.cpus_per_trial / res.workers_per_trial,
-        res.gpus_per_trial / res.workers_per_trial,
-    )
-    driver = tune.with_parameters(function, base=base, workers=workers)
-    return tune.with_resources(driver, {"cpu": 0, "gpu": 0, "memory": DRIVER_MEMORY})
+    else:
+        workers = WorkerGroup(
+            res.workers_per_trial,
+            res.cpus_per_trial / res.workers_per_trial,
+            res.gpus_per_trial / res.workers_per_trial,
+        )
+        trainable = tune.with_parameters(function, base=base, workers=workers)
+        resources = {"cpu": 0, "gpu": 0, "memory": DRIVER_MEMORY}
+    trainable.__mixins__ = (RestoreNewestCheckpoint,)
+    return tune.with_resources(trainable, resources)
 
 
 def new_tuner(

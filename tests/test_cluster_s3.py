@@ -111,9 +111,9 @@ def _s3_objects(prefix: str) -> list[str]:
     return [info.path for info in s3.get_file_info(selector)]
 
 
-# Flaky (1 run in 3): a kill -9 can land after Ray deleted a trial's older checkpoint but before
-# its experiment snapshot names the newer one; the resume then fails that trial with "Could not
-# recover from checkpoint ... does not exist on storage anymore". Slow until that race is fixed.
+# Slow (1-2 min): it runs in CI's second step, `make test-slow`. A kill can land after Ray
+# deleted a trial's older checkpoint but before its snapshot names the newer one: the resumed
+# trial then restores the newer one (study.checkpoint_restore, tests/test_checkpoint_restore.py).
 @pytest.mark.slow
 def test_resume_from_s3_loses_and_duplicates_nothing(killed):
     run_dir = killed["run_dir"]
