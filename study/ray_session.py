@@ -45,8 +45,9 @@ def start_ray(address: str | None) -> None:
         configure_logging=True,
     )
     if not address:
-        with orphan_guard.guard():
-            init(address="local")
+        with orphan_guard.guard() as tell_session_dir:
+            context = init(address="local")
+            tell_session_dir(context.address_info["session_dir"])  # type: ignore[attr-defined]
         return
     try:
         init(address=address)

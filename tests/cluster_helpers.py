@@ -227,5 +227,5 @@ def two_node_cluster(head_cpus: int = 1, second_cpus: int = 1) -> Iterator[tuple
         yield address, tmpdir
     finally:
         # `ray stop` would stop every Ray of this user on the machine: stop this one only
-        stop_processes_with("RAY_TMPDIR", str(tmpdir))
+        stop_processes_with("RAY_TMPDIR", str(tmpdir), files_under=str(tmpdir))
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -57,15 +57,13 @@ def killed(s3, tiny_dataset, tmp_path_factory):
     try:
         assert _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
         first_trial_s = time.monotonic() - started
-        ray_processes = processes_with("RAY_TMPDIR", str(ray_tmpdir))
+        ray_processes = _ray_processes(ray_tmpdir)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
         killed_at = time.monotonic()
-        gone = _wait_for(
-            lambda: not processes_with("RAY_TMPDIR", str(ray_tmpdir)), ORPHAN_TIMEOUT_S
-        )
+        gone = _wait_for(lambda: not _ray_processes(ray_tmpdir), ORPHAN_TIMEOUT_S)
         orphans_s = time.monotonic() - killed_at
-        left = [_describe(pid) for pid in processes_with("RAY_TMPDIR", str(ray_tmpdir))]
+        left = [_describe(pid) for pid in _ray_processes(ray_tmpdir)]
     finally:
         driver.kill()
     return {
@@ -94,6 +92,12 @@ def test_killed_driver_leaves_no_ray_processes(killed):
     assert len(killed["ray_processes"]) >= 3  # driver, GCS, raylet at least
     left = killed["left"]
     assert killed["orphans_gone"], f"still running {ORPHAN_TIMEOUT_S} s after kill -9: {left}"
+
+
+def _ray_processes(ray_tmpdir: Path) -> list[int]:
+    """Every process of the Ray under ``ray_tmpdir``: by its environment, or, for the agents
+    whose process title overwrote their environment, by the log files they hold there."""
+    return processes_with("RAY_TMPDIR", str(ray_tmpdir), files_under=str(ray_tmpdir))
 
 
 def _describe(pid: int) -> str:
