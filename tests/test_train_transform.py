@@ -25,7 +25,6 @@ from trainables.train_transform import (
     augment_maps,
     crop_boxes,
     crop_maps,
-    reference_augment,
     warp,
 )
 
@@ -62,17 +61,19 @@ def test_reference_is_deterministic_and_leaves_the_global_rng_alone():
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    first = reference_augment(images, **WHERE)
+    reference = TrainTransform("reference")
+    first = reference(images, **WHERE)
     assert torch.equal(torch.rand(3), expected)
-    assert torch.equal(first, reference_augment(images, **WHERE))
+    assert torch.equal(first, reference(images, **WHERE))
     for other in ({"step": 6}, {"epoch": 2}, {"seed": 4}):
-        assert not torch.equal(first, reference_augment(images, **(WHERE | other)))
+        assert not torch.equal(first, reference(images, **(WHERE | other)))
 
 
 def test_a_data_parallel_share_gets_its_rows_of_the_global_batch():
     images = pixel_batch(8)
-    whole = reference_augment(images, **WHERE)
-    share = reference_augment(images[4:], **WHERE, rows=slice(4, 8), batch_size=8)
+    reference = TrainTransform("reference")
+    whole = reference(images, **WHERE)
+    share = reference(images[4:], **WHERE, rows=slice(4, 8), batch_size=8)
     assert torch.equal(share, whole[4:])
 
 

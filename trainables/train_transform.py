@@ -172,19 +172,12 @@ def warp(
 
 
 def reference_augment(
-    images: torch.Tensor,
-    *,
-    seed: int,
-    epoch: int,
-    step: int,
-    rows: slice = slice(None),
-    batch_size: int | None = None,
+    images: torch.Tensor, generator: torch.Generator, rows: slice, total: int
 ) -> torch.Tensor:
     """The reference transform of uint8 ``images`` (b, 3, S, S) before normalisation, uint8
-    (b, 3, S, S): rows ``rows`` of a global batch of ``batch_size`` (default: b) whose draws
-    come from (seed, epoch, step)."""
-    total, size = batch_size or len(images), images.shape[-1]
-    generator = torch.Generator().manual_seed(step_seed(seed, epoch, step) + _STREAM)
+    (b, 3, S, S): rows ``rows`` of a batch of ``total`` images whose draws come from
+    ``generator`` (a CPU generator)."""
+    size = images.shape[-1]
     boxes = crop_boxes(generator, total, size)[rows]
     flip = (torch.rand(total, generator=generator) < 0.5)[rows]
     ops = torch.randint(len(AUGMENT_OPS), (total, AUGMENT_N), generator=generator)[rows]
@@ -229,5 +222,5 @@ class TrainTransform:
         (default: the whole batch) whose draws come from (seed, epoch, step)."""
         if self.name == "none":
             return normalise(images)
-        where = {"seed": seed, "epoch": epoch, "step": step}
-        return normalise(reference_augment(images, **where, rows=rows, batch_size=batch_size))
+        generator = torch.Generator().manual_seed(step_seed(seed, epoch, step) + _STREAM)
+        return normalise(reference_augment(images, generator, rows, batch_size or len(images)))
