@@ -55,7 +55,7 @@ FILL = 128
 GEOMETRIC_OPS = tuple(
     i for i, op in enumerate(AUGMENT_OPS) if op.split("_")[0] in ("shear", "translate", "rotate")
 )
-_STREAM = 0x7A5F  # offsets the seed from the views' stream
+_STREAM = 1 << 62  # offsets the seeds from the views' (which stay far below it)
 
 COLOUR_OPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "autocontrast": TF.autocontrast,
@@ -222,5 +222,7 @@ class TrainTransform:
         (default: the whole batch) whose draws come from (seed, epoch, step)."""
         if self.name == "none":
             return normalise(images)
-        generator = torch.Generator().manual_seed(step_seed(seed, epoch, step) + _STREAM)
+        generator = torch.Generator().manual_seed(
+            (step_seed(seed, epoch, step) + _STREAM) % (1 << 63)
+        )
         return normalise(reference_augment(images, generator, rows, batch_size or len(images)))
