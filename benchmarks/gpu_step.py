@@ -14,10 +14,15 @@ the machine hit all alike (median of ``--repeats`` after ``--warmup``, synchroni
   one token; the trial's view making itself is timed by benchmarks/trial_throughput.py), backward
   and the AdamW step over every parameter.
 
-Printed: ms and pairs/s per step, and the ratios full CLIP / image_only (goal >= 0.9 on an
-H100/H200) and AmCLR / CLIP (goal >= 0.7). The data loader's pairs/s from the decoded cache is
-not measured here (it is the cache's benchmark; compare its pairs/s with this table's, goal
->= 2x the full step).
+The data loader: the trial's own (``trainables.trial.train_loader`` over the image cache of
+the built-in data, written at 32 px and cached at S px, ``--workers`` workers, pinned memory on
+CUDA) followed by the copy to the device and the main view's train transform (``none`` and
+``reference``, :mod:`trainables.train_transform`): pairs/s over ``--loader-batches`` batches
+in a row after a warm-up epoch, each transform in turn (not interleaved: the workers prefetch).
+
+Printed: ms and pairs/s per step and per loader batch, and the ratios full CLIP / image_only
+(goal >= 0.9 on an H100/H200), AmCLR / CLIP (goal >= 0.7) and loader / CLIP step (goal >= 2,
+for each transform).
 
 Weights: ``--image-weights`` and ``--text`` (an HF id in the local cache or a directory) when
 present; otherwise randomly initialised towers of the same architecture (torchvision
@@ -25,30 +30,41 @@ present; otherwise randomly initialised towers of the same architecture (torchvi
 speed does not depend on the weights.
 
 Full size (default on CUDA): B 256, 256 px, bf16. ``--small`` (default on CPU, for CI):
-resnet18 at 32 px, a 2-layer DistilBERT of width 64, B 16, 1 + 3 rounds.
+resnet18 at 32 px, a 2-layer DistilBERT of width 64, B 16, 1 + 3 rounds, loader without workers.
 Usage: python benchmarks/gpu_step.py [--small | --full] [--precision bf16] [--compile]
+       [--workers 7]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import median_seconds, synchronizer
+from torch.utils.data import DataLoader
 
+from trainables.config import DataPaths, TrialConfig
+from trainables.distributed import DataParallel
 from trainables.losses import build_loss
 from trainables.model import BimodalModel, ModelConfig, ModelError, TextEncoder, place_on_device
 from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.precision import MixedPrecision
+from trainables.synth import write_synthetic_dataset
+from trainables.train_transform import TRAIN_TRANSFORMS, TrainTransform
+from trainables.trial import EpochOrder, train_loader
+from trainables.trial_data import load_trial_data
 
 LOSSES = ("clip", "sogclr", "isogclr", "amclr")
 NUM_SAMPLES = 100_000
 TEXT_LENGTH = 30
 GOALS = {("clip", "image_only"): 0.9, ("amclr", "clip"): 0.7}  # ratio of pairs/s, at least
+LOADER_GOAL = 2.0  # loader pairs/s / full CLIP step pairs/s, at least
 
 
 @dataclass(frozen=True)
@@ -58,10 +74,11 @@ class Size:
     batch: int
     text_layers: int  # of the random DistilBERT when no --text is found
     text_dim: int  # a multiple of 64 (heads of width 64)
+    loader_batches: int  # per epoch of the loader's data set
 
 
-FULL = Size("resnet50", 256, 256, 6, 768)
-SMALL = Size("resnet18", 32, 16, 2, 64)
+FULL = Size("resnet50", 256, 256, 6, 768, 8)
+SMALL = Size("resnet18", 32, 16, 2, 64, 4)
 
 
 def random_distilbert(size: Size) -> tuple[torch.nn.Module, int]:
@@ -159,21 +176,46 @@ def make_steps(
     return steps
 
 
-def time_steps(
-    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device
+def endless_batches(loader: DataLoader, order: EpochOrder) -> Iterator[tuple[int, int, dict]]:
+    """(epoch, step, batch) of the loader's epochs, one after another."""
+    for epoch in range(1 << 30):
+        order.epoch = epoch
+        for step, (batch, _) in enumerate(loader):
+            yield epoch, step, batch
+
+
+def loader_pairs_per_second(
+    data_dir: Path, size: Size, workers: int, device: torch.device, batches: int
 ) -> dict[str, float]:
-    """Median seconds per step, the steps interleaved round-robin."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for round_ in range(warmup + repeats):
-        for name, step in steps.items():
-            sync()
-            start = time.perf_counter()
-            step()
-            sync()
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    """Pairs/s of the trial's loader over the cache of ``data_dir`` at the size's image size,
+    the batch copied to ``device`` and transformed, per train transform: ``batches`` batches in
+    a row (over epochs) after one untimed epoch."""
+    sync = synchronizer(device)
+    pairs = {}
+    for name in TRAIN_TRANSFORMS:
+        cfg = TrialConfig(
+            data=DataPaths(str(data_dir), train_transform=name),
+            image_size=size.image_size,
+            batch_size=size.batch,
+            num_workers=workers,
+            device=device.type,
+        )
+        data = load_trial_data(cfg)
+        order = EpochOrder(len(data.train), cfg.seed)
+        loader = train_loader(cfg, data, order, DataParallel.current())
+        transform = TrainTransform(name)
+        batch_stream = endless_batches(loader, order)
+        for _ in range(size.loader_batches):  # warm-up: workers started, caches paged in
+            epoch, step, batch = next(batch_stream)
+        sync()
+        start = time.perf_counter()
+        for _ in range(batches):
+            epoch, step, batch = next(batch_stream)
+            images = batch["image"].to(device, non_blocking=True)
+            transform(images, seed=cfg.seed, epoch=epoch, step=step)
+        sync()
+        pairs[name] = batches * size.batch / (time.perf_counter() - start)
+    return pairs
 
 
 def main() -> None:
@@ -191,6 +233,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, help="untimed rounds (default 3; --small 1)")
     parser.add_argument("--repeats", type=int, help="timed rounds (default 10; --small 3)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's)")
+    parser.add_argument(
+        "--workers", type=int, help="loader workers (default 7, seeds-gpu's; --small 0)"
+    )
+    parser.add_argument(
+        "--loader-batches", type=int, help="timed loader batches (default 24; --small 8)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -208,7 +256,14 @@ def main() -> None:
     steps = make_steps(model, size, precision, device)
     warmup = args.warmup if args.warmup is not None else (1 if small else 3)
     repeats = args.repeats if args.repeats is not None else (3 if small else 10)
-    seconds = time_steps(steps, warmup, repeats, device)
+    seconds = median_seconds(steps, warmup, repeats, device)
+    workers = args.workers if args.workers is not None else (0 if small else 7)
+    batches = args.loader_batches or (8 if small else 24)
+    with tempfile.TemporaryDirectory(prefix="clipstudy-gpu-step-") as tmp:
+        data_dir = Path(tmp) / "data"
+        n_train = size.loader_batches * size.batch
+        write_synthetic_dataset(data_dir, n_train=n_train, n_retrieval=8, zeroshot_per_class=1)
+        loader = loader_pairs_per_second(data_dir, size, workers, device, batches)
 
     pairs = {name: size.batch / s for name, s in seconds.items()}
     print(f"\n{'step':<12}{'ms':>10}{'pairs/s':>12}")
@@ -219,7 +274,17 @@ def main() -> None:
         ratio = pairs[num] / pairs[den]
         verdict = ("PASS" if ratio >= goal else "FAIL") if device.type == "cuda" else "not judged"
         print(f"{num} / {den} pairs/s: {ratio:.2f} (goal >= {goal} on an H100/H200: {verdict})")
-    print("data loader pairs/s from the cache: not measured here (see the cache's benchmark)")
+    print(f"\n{'loader':<12}{'ms':>10}{'pairs/s':>12}  ({workers} workers, {batches} batches)")
+    for transform_name, rate in loader.items():
+        print(f"{transform_name:<12}{1000 * size.batch / rate:>10.1f}{rate:>12.1f}")
+    for transform_name, rate in loader.items():
+        ratio = rate / pairs["clip"]
+        goal = LOADER_GOAL
+        verdict = ("PASS" if ratio >= goal else "FAIL") if device.type == "cuda" else "not judged"
+        print(
+            f"loader ({transform_name}) / clip step pairs/s: {ratio:.2f} "
+            f"(goal >= {goal} on an H100/H200: {verdict})"
+        )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ Usage: python benchmarks/loss_speed.py [--threads 2] [--dim 256] [--batch-sizes 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_seconds
 
 from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
 
@@ -54,18 +53,12 @@ def make_call(name: str, batch: int, dim: int, num_samples: int, device: torch.d
 def time_losses(
     names: list[str], batch: int, dim: int, num_samples: int, warmup: int, repeats: int, device
 ) -> dict[str, float]:
+    """Median ms per forward + backward of each loss, interleaved round-robin."""
     calls = {name: make_call(name, batch, dim, num_samples, device) for name in names}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    for round_ in range(warmup + repeats):
-        for name, call in calls.items():
-            sync()
-            start = time.perf_counter()
-            call()
-            sync()
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+    return {
+        name: 1e3 * seconds
+        for name, seconds in median_seconds(calls, warmup, repeats, device).items()
+    }
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from study.errors import UsageError
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
 DEMO_DATA = Path("data/synth")
 TRAIN_FORMATS = ("json", "csv", "webdataset")  # trainables.config's; spelled out to start fast
+CACHE_DIR = ".clipstudy-cache"  # trainables.config.DataPaths.cache_dir's default, likewise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
         choices=[*TRAIN_FORMATS, "all"],
         help="train formats to write besides train.json (repeatable; all = csv and webdataset)",
     )
+
+    cache = data_commands.add_parser(
+        "cache", help="list the decoded-image caches of a data directory, or --clear them"
+    )
+    cache.add_argument("dir", type=Path, help="the data directory ([data] dir)")
+    cache.add_argument(
+        "--cache-dir",
+        default=CACHE_DIR,
+        help=f"[data] cache_dir, relative to DIR unless absolute (default {CACHE_DIR})",
+    )
+    cache.add_argument("--clear", action="store_true", help="remove the cache directory")
 
     demo = commands.add_parser(
         "demo", help="synthesise the data if missing; sweep, confirm and report the demo study"
@@ -175,6 +187,24 @@ def _synth(directory: Path, **kwargs) -> None:
     print(f"wrote {directory}: {summary}")
 
 
+def _cache(root: Path, *, clear: bool) -> int:
+    """List the image caches under ``root``, or remove ``root`` with them."""
+    from trainables.data import DataError
+    from trainables.image_cache import cache_entries, clear_image_cache
+
+    try:
+        entries = clear_image_cache(root) if clear else cache_entries(root)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    total = sum(size for _, size in entries) / 1e6
+    if not clear:
+        for directory, size in entries:
+            print(f"{directory.name}  {size / 1e6:10.1f} MB")
+    verb = "removed" if clear else "holds"
+    print(f"{root} {verb} {len(entries)} image cache(s), {total:.1f} MB")
+    return 0
+
+
 def _formats(chosen: list[str] | None) -> tuple[str, ...]:
     """The --format choices as a tuple of train formats (json always; "all" = every one)."""
     chosen = chosen or []
@@ -228,6 +258,8 @@ def run(argv: list[str]) -> int:
 
         serve(args.run_dir, host=args.host, port=args.port)
         return 0
+    if args.command == "data" and args.data_command == "cache":
+        return _cache(args.dir / args.cache_dir, clear=args.clear)
     if args.command == "data":
         _synth(
             args.dir,

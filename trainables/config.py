@@ -23,6 +23,7 @@ from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import check_optimizer_params
 from trainables.precision import PRECISIONS
+from trainables.train_transform import check_train_transform
 from trainables.views import VIEW_MODES
 
 OPTIMIZER_PREFIX = "optimizer_"  # a searched key optimizer_<knob> sets optimizer_params[<knob>]
@@ -42,7 +43,9 @@ class DataPaths:
     img2dataset shards ``train_shards`` (a brace pattern such as
     ``"shards/{00000..00009}.tar"``). Evaluation: a COCO-Karpathy-style retrieval JSON and its
     image root, an ImageFolder zero-shot tree and its class-name/template file. Decoded images
-    are cached under ``cache_dir`` (:mod:`trainables.image_cache`).
+    are cached under ``cache_dir`` (:mod:`trainables.image_cache`). ``train_transform`` is
+    the train-time transform of the main image view (:mod:`trainables.train_transform`):
+    ``"none"`` (CLIP normalisation only) or ``"reference"`` (the reference augmentations).
     """
 
     dir: str
@@ -59,8 +62,10 @@ class DataPaths:
     zeroshot_dir: str = "zeroshot/val"
     zeroshot_classes: str = "zeroshot/classes.json"
     cache_dir: str = ".clipstudy-cache"
+    train_transform: str = "none"
 
     def __post_init__(self) -> None:
+        check_train_transform(self.train_transform)
         if self.train_format not in TRAIN_FORMATS:
             raise ValueError(
                 f"data.train_format must be one of {', '.join(TRAIN_FORMATS)}, "

@@ -4,7 +4,8 @@ The cache of a dataset at image size S lives in ``<data.cache_dir>/<fingerprint>
 fingerprint is a SHA-256 of the cache layout version, S, the train format and its CSV keys,
 and the path, size and mtime of every file the data is read from (annotation files, image
 files or shards). Changing any of them gives a new directory; an old one is simply left
-behind (delete ``cache_dir`` to clear the cache). A directory holds::
+behind (:func:`clear_image_cache`, ``clipstudy data cache DIR --clear``, removes them). A
+directory holds::
 
     train.u8 retrieval.u8 zeroshot.u8  raw uint8 pixels (n, 3, S, S), decode_image's output
     meta.json  shapes; train records and readable flags; retrieval records; zero-shot labels,
@@ -26,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -54,6 +56,8 @@ from trainables.data import (
 from trainables.train_sources import ImageSource, TrainSource, train_source
 
 CACHE_VERSION = 1
+# a cache directory (the fingerprint) or one being written (mkdtemp's ".<16 hex>-<random>")
+_CACHE_ENTRY = re.compile(r"[0-9a-f]{64}|\.[0-9a-f]{16}-[^/]+")
 _CHUNK = 256  # images decoded per thread-pool round
 
 
@@ -268,3 +272,31 @@ def open_image_cache(paths: DataPaths, image_size: int) -> ImageCache:
     """The cache of ``paths`` at ``image_size``, built first if it is missing."""
     directory, _ = prepare_image_cache(paths, image_size)
     return load_image_cache(directory)
+
+
+def cache_entries(root: Path) -> list[tuple[Path, int]]:
+    """(directory, bytes) of every cache under ``root`` (finished or being written), sorted;
+    none when ``root`` does not exist. DataError when ``root`` holds anything else (so that it
+    is not taken for a cache and removed)."""
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise DataError(f"{root} is a file, not an image cache directory; check data.cache_dir")
+    entries = []
+    for entry in sorted(root.iterdir()):
+        if not (entry.is_dir() and not entry.is_symlink() and _CACHE_ENTRY.fullmatch(entry.name)):
+            raise DataError(
+                f"{root} holds {entry.name!r}, which no image cache writes; it is not an image "
+                "cache directory (check data.cache_dir), or remove that entry by hand"
+            )
+        entries.append((entry, sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())))
+    return entries
+
+
+def clear_image_cache(root: Path) -> list[tuple[Path, int]]:
+    """Remove the image cache directory ``root`` with every cache in it; returns what it held
+    (:func:`cache_entries`; DataError, with nothing removed, if it holds anything else)."""
+    entries = cache_entries(root)
+    if root.exists():
+        shutil.rmtree(root)
+    return entries

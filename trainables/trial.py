@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from trainables.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from trainables.config import TrialConfig
-from trainables.data import collate_pairs, normalise
+from trainables.data import collate_pairs
 from trainables.distributed import DataParallel
 from trainables.evaluation import evaluate
 from trainables.losses import build_loss
@@ -30,6 +30,7 @@ from trainables.model import BimodalModel, place_on_device
 from trainables.optim import build_optimizer, loss_parameter_groups
 from trainables.precision import MixedPrecision
 from trainables.schedule import warmup_cosine
+from trainables.train_transform import TrainTransform
 from trainables.trial_data import TrialData, load_trial_data
 from trainables.views import ImageViews, text_views
 
@@ -134,6 +135,7 @@ def _train_one_epoch(
     train_loss (the mean over ranks) and timing figures."""
     device = cfg.torch_device()
     views = ViewMaker(cfg, data, parallel) if state.loss_fn.needs_views else None
+    transform = TrainTransform(cfg.data.train_transform)
     parameters = [*state.model.parameters(), *state.loss_fn.parameters()]
     state.model.train()
     objective_sum = torch.zeros((), device=device)
@@ -151,8 +153,11 @@ def _train_one_epoch(
         start = time.perf_counter()
         data_time += start - tick
         batch["image"] = batch["image"].to(device, non_blocking=True)  # uint8 (B, 3, S, S)
+        where = {"seed": cfg.seed, "epoch": epoch, "step": step}
+        rows = parallel.rows(len(batch["index"]))
+        pixels = transform(batch["image"], **where, rows=rows, batch_size=cfg.batch_size)
         with state.precision.autocast():
-            image_emb = state.model.encode_image(normalise(batch["image"]))
+            image_emb = state.model.encode_image(pixels)
             text_emb = state.model.encode_text(ids.to(device), mask.to(device))
             augmented = views.embed(state.model, batch, epoch, step) if views else {}
         index = batch["index"].to(device)

@@ -56,7 +56,8 @@ def image_operations(size: int) -> dict[str, v2.Transform]:
     }
 
 
-def _seed(seed: int, epoch: int, step: int) -> int:
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    """The seed of the random draws of (seed, epoch, step)."""
     return (seed * 1_000_003 + epoch) * 1_000_033 + step
 
 
@@ -91,7 +92,7 @@ class ImageViews:
             return self(batch, seed=seed, epoch=epoch, step=step)[rows]
         pixels = images.to(torch.get_default_dtype()) / 255.0  # uint8 in, normalised views out
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(seed, epoch, step))
+            torch.manual_seed(step_seed(seed, epoch, step))
             if self.mode == "batch":
                 op = self.operations[int(torch.randint(len(self.operations), ()))]
                 viewed = op(pixels)
@@ -119,7 +120,7 @@ def text_views(
 ) -> list[str]:
     """One paraphrase per pair ``indices`` (cleaned like captions): a paraphrase drawn from
     the record's list, or a rule-based rewrite of its caption when it has none."""
-    rng = random.Random(_seed(seed, epoch, step))
+    rng = random.Random(step_seed(seed, epoch, step))
     views = []
     for i in indices:
         record = records[i]
