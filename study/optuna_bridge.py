@@ -13,7 +13,9 @@ After a kill -9 of the driver, Ray's last experiment snapshot may predate the ne
 trials: those asked in the seconds before the kill stay RUNNING with no Ray trial, and the
 restored searcher would ask new ones for the same budget. :meth:`requeue_lost_trials` puts them
 back to WAITING on restore, so Optuna's next ``ask`` hands them out again (same number, same
-parameters: Optuna reuses a parameter a trial already has).
+parameters: Optuna reuses a parameter a trial already has). A trial that finished after that
+snapshot is run again by Ray; :meth:`skip_trials_finished_since_snapshot` keeps its rerun from
+writing to the finished Optuna trial.
 
 Ray tells the searcher about an error before the error's text is at hand, so failures are
 told by :class:`FailureRecorder`, a Tune callback that runs right after, with the reason.
@@ -66,15 +68,21 @@ class TruthfulOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("optimizer", config.get("optimizer"))
         return config
 
+    def _stored_study(self) -> tuple[optuna.storages.BaseStorage, int] | None:
+        """This searcher's storage and study id, None for pickles from before they were kept."""
+        storage = getattr(self, "_study_storage", None)
+        name = getattr(self, "_study_name_given", None)
+        if storage is None or name is None:
+            return None
+        return storage, storage.get_study_id_from_name(name)
+
     def requeue_lost_trials(self) -> int:
         """Set WAITING every RUNNING trial of the study that no Ray trial of this (restored)
         searcher was asked for; returns how many."""
-        storage = getattr(self, "_study_storage", None)  # absent in older pickles
-        name = getattr(self, "_study_name_given", None)
-        if storage is None or name is None:
+        if (stored := self._stored_study()) is None:
             return 0
+        storage, study_id = stored
         asked = {trial.number for trial in asked_trials(self).values()}
-        study_id = storage.get_study_id_from_name(name)
         lost = [
             trial.number
             for trial in storage.get_all_trials(study_id, deepcopy=False)
@@ -84,6 +92,24 @@ class TruthfulOptunaSearch(OptunaSearch):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
             storage.set_trial_state_values(trial_id, state=TrialState.WAITING)
         return len(lost)
+
+    def skip_trials_finished_since_snapshot(self) -> int:
+        """Count as handled every Ray trial of this (restored) searcher whose Optuna trial is
+        already finished: it ended after Ray's last snapshot, so the resumed sweep runs it
+        again, and its rerun must not write to the finished trial; returns how many."""
+        if (stored := self._stored_study()) is None:
+            return 0
+        storage, study_id = stored
+        finished = {
+            trial.number
+            for trial in storage.get_all_trials(study_id, deepcopy=False)
+            if trial.state.is_finished()
+        }
+        again = {
+            ray_id for ray_id, trial in asked_trials(self).items() if trial.number in finished
+        } - self._finished
+        self._finished |= again
+        return len(again)
 
     def _record(self, trial_id: str, result: dict) -> None:
         """Report ``result``'s metric at step ``epoch`` once."""

@@ -71,12 +71,14 @@ class PerCellSearch(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         """The state :meth:`save` wrote; Optuna trials asked after it (lost with a killed
-        driver) are handed out again rather than asked anew."""
+        driver) are handed out again rather than asked anew, and trials that finished after
+        it are not told again when Ray reruns them."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
         for searcher in self.searchers.values():
             if isinstance(searcher, TruthfulOptunaSearch):
                 searcher.requeue_lost_trials()
+                searcher.skip_trials_finished_since_snapshot()
 
 
 class PerCellASHA(FIFOScheduler):
