@@ -28,7 +28,9 @@ stopping, on the same trial seed, scored the same way.
 
 Methods: ``random`` (random search), ``tpe-10`` (TPE with Optuna's default 10 start-up
 trials: clipstudy before issue 13), ``tpe`` (TPE with the automatic start-up of
-:mod:`study.samplers`) and ``gp`` (GPSampler), all under ASHA.
+:mod:`study.samplers`) and ``gp`` (GPSampler), all under ASHA; on request ``random+warm`` and
+``tpe+warm``, the same with ``[sampler] warm_start`` (needs two cells with shared knobs:
+``--cells clip:adamw,sogclr:adamw``).
 
 Printed: the mean over sweep seeds of the score reached after 10%, 20%, 35% and 100% of the
 grid's trial-epochs; each method's trial-epochs; the goal check (within 1 point of the grid's
@@ -79,7 +81,10 @@ METHODS = {  # name -> [sampler] overrides
     "tpe-10": ["sampler.kind='tpe'", "sampler.startup_trials=10"],
     "tpe": ["sampler.kind='tpe'", "sampler.startup_trials=0"],
     "gp": ["sampler.kind='gp'", "sampler.startup_trials=0"],
+    "random+warm": ["sampler.kind='random'", "sampler.warm_start=true"],
+    "tpe+warm": ["sampler.kind='tpe'", "sampler.startup_trials=0", "sampler.warm_start=true"],
 }
+DEFAULT_METHODS = ("random", "tpe-10", "tpe", "gp")
 BASELINE = "random"
 LRS = tuple(float(v) for v in np.geomspace(1e-4, 1e-2, 7))  # demo.toml's AdamW lr range
 TEMPERATURES = tuple(float(v) for v in np.geomspace(0.01, 0.2, 4))  # its temperature range
@@ -283,13 +288,18 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="1 cell, 1024 pairs, 4 epochs")
     parser.add_argument("--seeds", type=int, help="sweep seeds (default 30)")
     parser.add_argument("--grace-period", type=int, help="ASHA's first rung (default 2)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated, of {list(METHODS)}"
+    )
+    parser.add_argument("--cells", help="comma-separated cells (e.g. clip:adamw,sogclr:adamw)")
     parser.add_argument("--workers", type=int, default=2, help="processes building the table")
     parser.add_argument("--noise", action="store_true", help="also print the table's noise")
     parser.add_argument("--table", type=Path, help="JSON file: reuse the table saved there")
     args = parser.parse_args()
     settings = SMALL if args.small else FULL
     settings = replace(settings, seeds=args.seeds or settings.seeds)
+    if args.cells:
+        settings = replace(settings, cells=tuple(args.cells.split(",")))
     settings = replace(settings, grace_period=args.grace_period or settings.grace_period)
     seeds = range(settings.seeds)
     methods = args.methods.split(",")

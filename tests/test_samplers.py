@@ -11,6 +11,9 @@ Proven here, with real Optuna samplers and studies (no Ray cluster):
   search's best value on a known 2-D quadratic within 12 trials (the model does something).
 * Trials ASHA stopped reach TPE through the harness's own searcher: PRUNED, with their
   intermediate values, and TPE's model-based draws follow those values.
+* ``warm_start``: a cell tries its neighbour's best COMPLETE config with the knobs both
+  distribute alike (all of them for the same optimizer, not lr across optimizers); without
+  it, nothing is transplanted.
 * The runner gives every cell study a sampler of the study file's kind, and the default is
   multivariate, grouped TPE with constant liar.
 * A bad ``[sampler]`` entry is a one-line usage error (exit 2) before Ray starts, and the
@@ -112,7 +115,11 @@ def test_every_cell_study_gets_the_configured_sampler(tmp_path, sampler, kind):
 
 def test_resolved_study_file_keeps_the_sampler(tmp_path):
     cfg = config_from_dict(demo_config(tmp_path, kind="random", startup_trials=3))
-    assert tomllib.loads(to_toml(cfg))["sampler"] == {"kind": "random", "startup_trials": 3}
+    assert tomllib.loads(to_toml(cfg))["sampler"] == {
+        "kind": "random",
+        "startup_trials": 3,
+        "warm_start": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -121,6 +128,7 @@ def test_resolved_study_file_keeps_the_sampler(tmp_path):
         ('sampler.kind="cmaes"', ["sampler.kind", "'tpe'", "'cmaes'"]),
         ("sampler.startup_trials=-1", ["sampler.startup_trials", ">= 0"]),
         ("sampler.startup=3", ["sampler.startup", "did you mean 'startup_trials'"]),
+        ("sampler.warm_start=1", ["sampler.warm_start", "bool"]),
     ],
 )
 def test_bad_sampler_is_a_usage_error(capsys, tmp_path, tiny_dataset, assignment, words):
@@ -168,3 +176,44 @@ def test_stopped_trials_reach_tpe_as_pruned_with_their_last_value():
         assert {t.state for t in trials} == {optuna.trial.TrialState.PRUNED}
         assert trials[0].intermediate_values == {1: up[0], 2: 2 * up[0]}
     assert np.mean(rising) > 0.55 > 0.45 > np.mean(falling)  # measured: 0.65 and 0.30
+
+
+def three_rounds(tmp_path: Path, warm_start: bool) -> tuple[dict, dict]:
+    """Three trials per cell of clip:adamw, sogclr:adamw and clip:sgd_nesterov, suggested
+    round-robin; clip:adamw's second trial is its best COMPLETE one (50 against 10), finished
+    before the other cells' second trials. Returns that trial's params and cell -> (config,
+    user attributes) of the second round."""
+    raw = demo_config(tmp_path, warm_start=warm_start)
+    raw["study"]["trials_per_cell"] = 3
+    raw["search"]["cells"] = ["clip:adamw", "sogclr:adamw", "clip:sgd_nesterov"]
+    cfg = config_from_dict(raw)
+    search = build_searcher(cfg)
+    done = cfg.scheduler.max_epochs
+    second: dict = {}
+    for number in range(9):
+        config = search.suggest(f"t{number}")
+        if number in (0, 3):  # clip:adamw's first two trials run their full budget
+            result = {"epoch": done, "r_mean": 10.0 if number == 0 else 50.0}
+            search.on_trial_result(f"t{number}", result)
+            search.on_trial_complete(f"t{number}", result=result)
+        if number in (3, 4, 5):
+            attrs = asked_trial(search.searchers[config["cell"]], f"t{number}").user_attrs
+            second[config["cell"]] = (config, attrs)
+    best = asked_trial(search.searchers["clip:adamw"], "t3").params
+    return best, second
+
+
+def test_warm_start_tries_a_neighbours_best_config_with_the_knobs_they_share(tmp_path):
+    best, second = three_rounds(tmp_path, warm_start=True)
+    sogclr, attrs = second["sogclr:adamw"]  # same lr, weight decay and temperature ranges
+    assert {k: sogclr[k] for k in ("lr", "weight_decay", "temperature")} == {
+        k: best[k] for k in ("lr", "weight_decay", "temperature")
+    }
+    assert attrs["warm_start_from"] == "clip:adamw#1"
+    sgd, attrs = second["clip:sgd_nesterov"]  # SGD's lr range differs: only the other two
+    assert (sgd["weight_decay"], sgd["temperature"]) == (best["weight_decay"], best["temperature"])
+    assert sgd["lr"] != best["lr"] and attrs["warm_start_from"] == "clip:adamw#1"
+    assert "warm_start_from" not in second["clip:adamw"][1]
+    (tmp_path / "cold").mkdir()
+    _, cold = three_rounds(tmp_path / "cold", warm_start=False)
+    assert not any("warm_start_from" in attrs for _, attrs in cold.values())
