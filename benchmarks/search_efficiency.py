@@ -30,7 +30,8 @@ Methods: ``random`` (random search), ``tpe-10`` (TPE with Optuna's default 10 st
 trials: clipstudy before issue 13), ``tpe`` (TPE with the automatic start-up of
 :mod:`study.samplers`) and ``gp`` (GPSampler), all under ASHA; on request ``random+warm`` and
 ``tpe+warm``, the same with ``[sampler] warm_start`` (needs two cells with shared knobs:
-``--cells clip:adamw,sogclr:adamw``).
+``--cells clip:adamw,sogclr:adamw``, or ``--twin``, which adds a cell replaying the first
+cell's curves with the next trial seed without training a second table).
 
 Printed: the mean over sweep seeds of the score reached after 10%, 20%, 35% and 100% of the
 grid's trial-epochs; each method's trial-epochs; the goal check (within 1 point of the grid's
@@ -41,6 +42,8 @@ budget (per seed, the smallest budget any method spent), paired by sweep seed, a
     python benchmarks/search_efficiency.py --small      # 1 cell, 1024 pairs, 4 epochs
     python benchmarks/search_efficiency.py --small --table T.json --methods random,tpe
                                                         # reuse the table saved in T.json
+    python benchmarks/search_efficiency.py --small --table T.json --twin sogclr:adamw
+        --methods random,random+warm,tpe,tpe+warm       # (one line) warm starts on a twin cell
     python benchmarks/search_efficiency.py              # 2 demo cells, default data, 6 epochs
 """
 
@@ -150,6 +153,15 @@ class Table:
             return None
         curves = {(c, i, j, s): tuple(curve) for c, i, j, s, curve in saved["curves"]}
         return cls(curves, settings.trial_seeds)
+
+    def with_twin(self, cell: str, twin: str) -> Table:
+        """This table plus cell ``twin`` replaying ``cell``'s curves with the next trial seed:
+        a neighbour with the same landscape and noise of its own (warm start's best case)."""
+        curves = dict(self.curves)
+        for c, i, j, seed in self.curves:
+            if c == cell:
+                curves[twin, i, j, seed] = self.curves[c, i, j, (seed + 1) % self.seeds]
+        return Table(curves, self.seeds)
 
     def noise(self, cell: str, epoch: int) -> tuple[float, float]:
         """(pooled SD over trial seeds, SD across grid points of the seed means) at ``epoch``."""
@@ -295,6 +307,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes building the table")
     parser.add_argument("--noise", action="store_true", help="also print the table's noise")
     parser.add_argument("--table", type=Path, help="JSON file: reuse the table saved there")
+    parser.add_argument(
+        "--twin",
+        help="add this cell (e.g. sogclr:adamw), replaying the first cell's curves "
+        "with the next trial seed (for warm starts)",
+    )
     args = parser.parse_args()
     settings = SMALL if args.small else FULL
     settings = replace(settings, seeds=args.seeds or settings.seeds)
@@ -322,6 +339,9 @@ def main() -> None:
         print(f"table: {len(table.curves)} trials in {table_seconds:.0f} s", flush=True)
         if args.noise:
             print_noise(table, settings)
+        if args.twin:
+            table = table.with_twin(settings.cells[0], args.twin)
+            settings = replace(settings, cells=(*settings.cells, args.twin))
         ledgers = {}
         for method, seed in itertools.product(methods, seeds):
             overrides = [*METHODS[method], f"study.seed={seed}"]
