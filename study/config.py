@@ -141,10 +141,12 @@ SAMPLER_KINDS = ("tpe", "gp", "random")
 @dataclass(frozen=True)
 class SamplerSection:
     """The Optuna sampler of every cell study (:mod:`study.samplers`); ``startup_trials`` = 0
-    picks the random start-up from the budget (a quarter of trials_per_cell, at least 2)."""
+    picks the random start-up from the budget (a quarter of trials_per_cell, at least 2);
+    ``warm_start`` seeds each cell with its neighbour cells' best configs (study.per_cell)."""
 
     kind: str = "tpe"
     startup_trials: int = 0
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLER_KINDS:

@@ -8,6 +8,14 @@ with trials of its own cell. The first trial of a cell to reach a rung always co
 trial only when a trial that passed a rung first later fails (``clipstudy confirm`` then
 names the cell). Ray still places all trials on the cluster together. Ray does not save
 scheduler state, so a resumed sweep starts every cell's rungs afresh.
+
+Warm start (``[sampler] warm_start``): before a cell suggests, each other cell's best COMPLETE
+trial that it has not tried yet is enqueued in its study (Optuna's ``enqueue_trial``), with
+the parameters whose distribution is the same in both cells (the same loss with another
+optimizer shares temperature and weight decay; the same optimizer with another loss also
+shares lr); the rest are sampled. A transplanted trial counts against the cell's own budget
+and carries the user attribute ``warm_start_from`` ("loss:optimizer#number"); parameters the
+cell has already run together (paired start-ups draw the same first values) are not repeated.
 """
 
 from __future__ import annotations
@@ -16,10 +24,14 @@ import pickle
 from collections import Counter
 from collections.abc import Mapping
 
+import optuna
+from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
 from study.optuna_bridge import TruthfulOptunaSearch
+from study.ray_optuna_adapter import asked_trials
 
 
 class PerCellSearch(Searcher):
@@ -29,15 +41,23 @@ class PerCellSearch(Searcher):
         searchers: cell ("loss:optimizer") -> searcher whose space has that cell only.
         trials_per_cell: the trial budget of every cell.
         metric, mode: as for any Ray ``Searcher``.
+        warm_start: seed each cell with its neighbours' best configs (module docstring).
     """
 
     def __init__(
-        self, searchers: Mapping[str, Searcher], trials_per_cell: int, metric: str, mode: str
+        self,
+        searchers: Mapping[str, Searcher],
+        trials_per_cell: int,
+        metric: str,
+        mode: str,
+        warm_start: bool = False,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.searchers = searchers
         self.trials_per_cell = trials_per_cell
         self.cell_of_trial: dict[str, str] = {}
+        self.warm_start = warm_start
+        self.transplanted: set[tuple[str, str, int]] = set()  # (cell, neighbour, number)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         searchers = self.searchers.values()
@@ -51,10 +71,43 @@ class PerCellSearch(Searcher):
         if not open_cells:
             return Searcher.FINISHED
         cell = min(open_cells, key=lambda c: counts[c])
+        if getattr(self, "warm_start", False):  # absent in older pickles
+            self._transplant_into(cell)
         config = self.searchers[cell].suggest(trial_id)
         if config not in (None, Searcher.FINISHED):
             self.cell_of_trial[trial_id] = cell
         return config
+
+    def _asked(self, cell: str) -> list[optuna.trial.Trial]:
+        searcher = self.searchers[cell]
+        return list(asked_trials(searcher).values()) if isinstance(searcher, OptunaSearch) else []
+
+    def _transplant_into(self, cell: str) -> None:
+        """Enqueue in ``cell``'s study each neighbour's best COMPLETE trial not tried yet,
+        restricted to the parameters both distribute alike (nothing before ``cell`` has asked
+        a trial: its distributions are unknown until then)."""
+        asked = self._asked(cell)
+        if not asked:
+            return
+        own = asked[0].distributions
+        for neighbour in self.searchers:
+            if neighbour == cell or not (neighbour_trials := self._asked(neighbour)):
+                continue
+            study = neighbour_trials[0].study
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if not complete:
+                continue
+            sign = 1.0 if self.mode == "max" else -1.0
+            best = max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+            if (cell, neighbour, best.number) in self.transplanted:
+                continue
+            self.transplanted.add((cell, neighbour, best.number))
+            params = {k: v for k, v in best.params.items() if own.get(k) == best.distributions[k]}
+            tried = asked[0].study.get_trials(deepcopy=False)
+            if params and not any(params.items() <= t.params.items() for t in tried):
+                asked[0].study.enqueue_trial(
+                    params, user_attrs={"warm_start_from": f"{neighbour}#{best.number}"}
+                )
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searchers[self.cell_of_trial[trial_id]].on_trial_result(trial_id, result)

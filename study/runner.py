@@ -74,7 +74,9 @@ def build_searcher(cfg: StudyConfig) -> PerCellSearch:
         )
         for cell in cfg.cells
     }
-    return PerCellSearch(searchers, cfg.study.trials_per_cell, metric, mode)
+    return PerCellSearch(
+        searchers, cfg.study.trials_per_cell, metric, mode, warm_start=cfg.sampler.warm_start
+    )
 
 
 def build_scheduler(cfg: StudyConfig) -> PerCellASHA:
