@@ -144,7 +144,7 @@ class SamplerSection:
     picks the random start-up from the budget (a quarter of trials_per_cell, at least 2);
     ``warm_start`` seeds each cell with its neighbour cells' best configs (study.per_cell)."""
 
-    kind: str = "tpe"
+    kind: str = "random"  # what benchmarks/search_efficiency.py found best (README)
     startup_trials: int = 0
     warm_start: bool = False
 

@@ -2,11 +2,9 @@
 
 A study file chooses it in ``[sampler]`` (:class:`study.config.SamplerSection`):
 
-- ``"tpe"`` (the default here; the shipped studies use ``"random"``, which no set-up beat on
-  ``benchmarks/search_efficiency.py``: README, "The search within a cell"): multivariate TPE
-  with ``group=True`` (the conditional loss knobs get their own joint model) and
-  ``constant_liar`` (trials in flight count as bad, so concurrent trials spread out). It
-  samples at random only for its first ``startup_trials`` trials: by default
+- ``"tpe"``: multivariate TPE with ``group=True`` (the conditional loss knobs get their own
+  joint model) and ``constant_liar`` (trials in flight count as bad, so concurrent trials
+  spread out). It samples at random only for its first ``startup_trials`` trials: by default
   ``auto_startup_trials(trials_per_cell)``, a quarter of the cell's budget and at least 2,
   where Optuna's own default of 10 would be the whole budget of both shipped studies (3 and 8
   trials per cell). TPE learns from ASHA-stopped trials too: they are PRUNED with an
@@ -14,7 +12,8 @@ A study file chooses it in ``[sampler]`` (:class:`study.config.SamplerSection`):
   the epoch they reached, then by their last value.
 - ``"gp"``: Optuna's ``GPSampler`` (Gaussian process, log-EI) after the same start-up; it
   learns from COMPLETE trials only, so under ASHA it sees few.
-- ``"random"``: uniform random search (the baseline of ``benchmarks/search_efficiency.py``).
+- ``"random"`` (the default): uniform random search, which no set-up above beat on
+  ``benchmarks/search_efficiency.py`` (README, "Why the shipped studies use random search").
 
 ``startup_trials = 10`` with ``kind = "tpe"`` is the sampler of clipstudy before issue 13.
 """

@@ -7,15 +7,15 @@ Proven here, with real Optuna samplers and studies (no Ray cluster):
 * A TPE sampler of start-up n draws its first n trials exactly as ``RandomSampler`` with the
   same seed does and trial n+1 differently (the start-up count is really the one used), while
   ``startup_trials = 10`` (clipstudy before issue 13) stays random for all 8 trials of a cell.
-* TPE with the default start-up gets, on average over 10 seeds, less than half of random
+* TPE with its default start-up gets, on average over 10 seeds, less than half of random
   search's best value on a known 2-D quadratic within 12 trials (the model does something).
 * Trials ASHA stopped reach TPE through the harness's own searcher: PRUNED, with their
   intermediate values, and TPE's model-based draws follow those values.
 * ``warm_start``: a cell tries its neighbour's best COMPLETE config with the knobs both
   distribute alike (all of them for the same optimizer, not lr across optimizers); without
   it, nothing is transplanted.
-* The runner gives every cell study a sampler of the study file's kind, and the default is
-  multivariate, grouped TPE with constant liar.
+* The runner gives every cell study a sampler of the study file's kind (default random
+  search; tpe is multivariate, grouped TPE with constant liar).
 * A bad ``[sampler]`` entry is a one-line usage error (exit 2) before Ray starts, and the
   resolved ``study.toml`` keeps the section.
 """
@@ -60,10 +60,10 @@ def draws(sampler: optuna.samplers.BaseSampler, n: int) -> list[float]:
 
 def test_tpe_is_random_for_exactly_its_startup_trials():
     random = draws(optuna.samplers.RandomSampler(seed=3), 8)
-    auto = draws(build_sampler(SamplerSection(), trials_per_cell=8, seed=3), 8)
+    auto = draws(build_sampler(SamplerSection(kind="tpe"), trials_per_cell=8, seed=3), 8)
     assert auto[:2] == random[:2]
     assert auto[2] != random[2]
-    before = draws(build_sampler(SamplerSection(startup_trials=10), 8, seed=3), 8)
+    before = draws(build_sampler(SamplerSection(kind="tpe", startup_trials=10), 8, seed=3), 8)
     assert before == random
 
 
@@ -78,9 +78,10 @@ def best_of(sampler: optuna.samplers.BaseSampler, n: int) -> float:
     return study.best_value
 
 
-def test_default_tpe_beats_random_within_a_small_budget():
+def test_tpe_beats_random_within_a_small_budget():
     seeds = range(10)
-    tpe = [best_of(build_sampler(SamplerSection(), trials_per_cell=12, seed=s), 12) for s in seeds]
+    tpe_section = SamplerSection(kind="tpe")
+    tpe = [best_of(build_sampler(tpe_section, trials_per_cell=12, seed=s), 12) for s in seeds]
     random = [best_of(optuna.samplers.RandomSampler(seed=s), 12) for s in seeds]
     assert sum(tpe) < 0.5 * sum(random)  # measured: mean best 1.26 against 3.32
 
@@ -96,7 +97,11 @@ def demo_config(tmp_path: Path, **sampler) -> dict:
 
 @pytest.mark.parametrize(
     ("sampler", "kind"),
-    [({}, optuna.samplers.TPESampler), ({"kind": "gp"}, optuna.samplers.GPSampler)],
+    [
+        ({}, optuna.samplers.RandomSampler),
+        ({"kind": "tpe"}, optuna.samplers.TPESampler),
+        ({"kind": "gp"}, optuna.samplers.GPSampler),
+    ],
 )
 def test_every_cell_study_gets_the_configured_sampler(tmp_path, sampler, kind):
     cfg = config_from_dict(demo_config(tmp_path, **sampler))
@@ -114,9 +119,9 @@ def test_every_cell_study_gets_the_configured_sampler(tmp_path, sampler, kind):
 
 
 def test_resolved_study_file_keeps_the_sampler(tmp_path):
-    cfg = config_from_dict(demo_config(tmp_path, kind="random", startup_trials=3))
+    cfg = config_from_dict(demo_config(tmp_path, kind="gp", startup_trials=3))
     assert tomllib.loads(to_toml(cfg))["sampler"] == {
-        "kind": "random",
+        "kind": "gp",
         "startup_trials": 3,
         "warm_start": False,
     }
@@ -147,7 +152,7 @@ def asha_stopped_sweep(value_of_x, seed: int) -> tuple[list[float], optuna.Study
         space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
         metric="r_mean",
         mode="max",
-        sampler=build_sampler(SamplerSection(startup_trials=4), trials_per_cell=8, seed=seed),
+        sampler=build_sampler(SamplerSection("tpe", startup_trials=4), 8, seed=seed),
         max_epochs=4,
     )
     xs = []
