@@ -300,11 +300,11 @@ class _AugmentedGCL(ContrastiveLoss):
             return cross.view(2, anchors, 2, size).transpose(1, 2).reshape(4, anchors, size)
 
         with torch.no_grad():
-            z = [by_term(product.detach()) for product in products[:2]]
+            z = [by_term(product) for product in products[:2]]
             if self.intra:
                 z = [torch.cat([z[0], products[2][:2]]), torch.cat([z[1], products[2][2:]])]
             state_dtype = self.image_state.u.dtype
-            z = [anchor_differences(t.detach().to(state_dtype), rows.start) for t in z]
+            z = [anchor_differences(t.to(state_dtype), rows.start) for t in z]  # new tensors
             index = batch.index[rows]
             per_modality = len(self.term_names) // 2
             (image_c, image_objective), (text_c, text_objective) = (
