@@ -1,9 +1,11 @@
 """Checks of what a study reads outside its study file, made before any Ray trial starts:
-the dataset, the towers' weights and the Ray cluster address. Each failure is a one-line
-:class:`UsageError`."""
+the dataset, the towers' weights, the Ray cluster address and whether this machine (or the
+cluster, :func:`resource_problem` from :mod:`study.preflight`) has the resources of one trial.
+Each failure is a one-line :class:`UsageError`."""
 
 from __future__ import annotations
 
+import math
 import socket
 from pathlib import Path
 
@@ -71,3 +73,60 @@ def check_model(cfg: StudyConfig) -> None:
         check_towers(cfg.trial.model, cfg.trial.max_length)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
+
+
+def resource_problem(
+    cfg: StudyConfig, nodes: list[tuple[float, float]], on_cluster: bool
+) -> str | None:
+    """A line saying that the (CPUs, GPUs) of ``nodes`` cannot hold one trial, or None.
+
+    One trial is W = ``workers_per_trial`` workers of cpus_per_trial/W CPUs and
+    gpus_per_trial/W GPUs each (W = 1: the trial itself); Ray places each worker on one node,
+    so a node of c CPUs and g GPUs holds ⌊c / (cpus/W)⌋ and ⌊g / (gpus/W)⌋ of them, whichever
+    is fewer. Without room for W, Ray would wait for it forever.
+    """
+    res = cfg.resources
+    workers = res.workers_per_trial
+    cpus, gpus = res.cpus_per_trial / workers, res.gpus_per_trial / workers
+    room = sum(_workers_fitting(c, g, cpus, gpus) for c, g in nodes)
+    if room >= workers:
+        return None
+    best = max(nodes, default=(0.0, 0.0))
+    largest = f"{best[0]:g} CPUs, {best[1]:g} GPUs"
+    need = f"{cpus:g} CPUs and {gpus:g} GPUs"
+    if workers > 1:
+        where = "the cluster" if on_cluster else "this machine"
+        problem = (
+            f"{where} has room for {room} of the {workers} workers of one trial, each with "
+            f"{need} (cpus_per_trial and gpus_per_trial over workers_per_trial; "
+            f"{'the largest node has' if on_cluster else 'it has'} {largest})"
+        )
+    elif on_cluster:
+        problem = (
+            f"no node of the cluster has the {need} one trial asks for (the largest have {largest})"
+        )
+    else:
+        problem = f"this machine has {largest}, short of the {need} one trial asks for"
+    knobs = "cpus_per_trial/gpus_per_trial" + ("/workers_per_trial" if workers > 1 else "")
+    more = "add such a node" if on_cluster else "pass --address of a Ray cluster that has them"
+    return f"{problem}; lower [resources] {knobs} or {more}"
+
+
+def _workers_fitting(node_cpus: float, node_gpus: float, cpus: float, gpus: float) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs a node of that many holds."""
+    fits = math.floor(node_cpus / cpus + 1e-9)
+    return fits if gpus == 0 else min(fits, math.floor(node_gpus / gpus + 1e-9))
+
+
+def check_local_resources(cfg: StudyConfig) -> None:
+    """Without ``--address``: the local Ray clipstudy starts gets this machine's CPUs and GPUs
+    (as Ray counts them: cgroup limits, ``CUDA_VISIBLE_DEVICES``); UsageError unless one trial
+    fits (:func:`resource_problem`)."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+    from ray._private.utils import get_num_cpus
+
+    manager = get_accelerator_manager_for_resource("GPU")  # NVIDIA's
+    gpus = manager.get_current_node_num_accelerators() if manager else 0
+    problem = resource_problem(cfg, [(float(get_num_cpus()), float(gpus))], on_cluster=False)
+    if problem:
+        raise UsageError(problem)

@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from study.checks import check_data, check_model
+from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig
 from study.data_cache import prepare_data
 from study.errors import UsageError
@@ -185,6 +185,8 @@ def run_confirmation(
         plan = _planned(cfg, seeds, cells)
     check_model(cfg)
     check_data(cfg)
+    if not address:  # a cluster's resources are checked by the preflight
+        check_local_resources(cfg)
     prepare_data(cfg)  # the sweep's image cache, reused (or rebuilt if the data changed)
     start_ray(address)
     if address:

@@ -4,9 +4,9 @@ starts.
 One tiny task pinned to every alive node writes a probe file into the run's checkpoint
 storage, reads it back and looks for the study's data files; the driver then reads every
 node's probe too, so a path that is not really shared between the nodes fails here rather than
-at the first resume. The cluster must also have a node with the CPUs and GPUs one trial asks
-for, or Ray would wait for it forever. Each failure is one line naming the node and the fix
-(:class:`UsageError`, exit status 2).
+at the first resume. The cluster must also have room for the workers of one trial, with the
+CPUs and GPUs each asks for, or Ray would wait for them forever. Each failure is one line
+naming the node and the fix (:class:`UsageError`, exit status 2).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 
+from study.checks import resource_problem
 from study.config import StudyConfig
 from study.errors import UsageError
 from study.ray_session import checkpoint_root
@@ -123,32 +124,17 @@ def _probe_every_node(location: str, probe_dir: str, data_paths: list[str]) -> l
     return reports
 
 
-def resource_problem(cfg: StudyConfig, nodes: list[dict]) -> str | None:
-    """A line saying that no alive node of ``nodes`` (``ray.nodes()``) has the CPUs and GPUs
-    one trial asks for, or None when one has."""
-    cpus, gpus = cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial
-    totals = [
-        (node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0))
-        for node in nodes
-        if node["Alive"]
-    ]
-    if any(c >= cpus and g >= gpus for c, g in totals):
-        return None
-    best_cpus = max((c for c, _ in totals), default=0.0)
-    best_gpus = max((g for _, g in totals), default=0.0)
-    return (
-        f"no node of the cluster has the {cpus:g} CPUs and {gpus:g} GPUs one trial asks for "
-        f"(the largest have {best_cpus:g} CPUs, {best_gpus:g} GPUs); lower "
-        "[resources] cpus_per_trial/gpus_per_trial or add such a node"
-    )
-
-
 def run_preflight(cfg: StudyConfig) -> None:
     """Check the cluster Ray is connected to for ``cfg`` (see the module docstring); the
     first problem found is raised as a UsageError, and the probe files are removed."""
     import ray
 
-    problem = resource_problem(cfg, ray.nodes())
+    nodes = [
+        (node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0))
+        for node in ray.nodes()
+        if node["Alive"]
+    ]
+    problem = resource_problem(cfg, nodes, on_cluster=True)
     if problem:
         raise UsageError(problem)
     location = checkpoint_root(cfg)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from study.checks import check_data, check_model
+from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig, to_toml
 from study.data_cache import prepare_data
 from study.errors import UsageError
@@ -156,6 +156,8 @@ def run_sweep(
     is created, so bad input leaves nothing behind."""
     check_model(cfg)
     check_data(cfg)
+    if not address:  # a cluster's resources are checked by the preflight
+        check_local_resources(cfg)
     check_run_dir(cfg, resume)
     prepare_data(cfg)  # decode every image once; the trials memory-map the cache
     start_ray(address)

@@ -153,12 +153,9 @@ CONFIG_CASES = {
         BASE.replace("gpus_per_trial = 0", "gpus_per_trial = 1\nworkers_per_trial = 2"),
         ["resources.gpus_per_trial 1", "multiple of workers_per_trial"],
     ),
-    "local-loss-form-of-a-full-only-loss": (
-        BASE.replace('space = "demo"', 'space = "seeds"').replace(
-            "batch_size = 16", 'batch_size = 16\nloss_form = "local"'
-        )
-        + 'cells = ["cyclip:adamw"]\n',
-        ["'cyclip' has no local-loss form", 'loss_form = "full"'],
+    "an-unknown-loss-form": (
+        BASE.replace("batch_size = 16", 'batch_size = 16\nloss_form = "rows"'),
+        ["trial.loss_form must be full or local", "'rows'"],
     ),
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import BASE, _no_ray, expect_usage_error  # noqa: F401 (_no_ray: autouse)
 
+from study.checks import resource_problem
 from study.config import load_config, to_toml
 from study.errors import UsageError
 from study.ray_session import checkpoint_root, experiment_dir
@@ -65,6 +66,51 @@ def test_address_auto_with_a_stale_ray_address_fails_in_seconds(
 ):
     monkeypatch.setenv("RAY_ADDRESS", DEAD_HEAD)  # left in the shell from a dead cluster
     _expect_dead_head_error(capsys, tmp_path, tiny_dataset)
+
+
+@pytest.mark.parametrize(
+    ("resources", "words"),
+    [
+        (
+            "cpus_per_trial = 4096\ngpus_per_trial = 0",
+            ["this machine has", "short of the 4096 CPUs and 0 GPUs"],
+        ),
+        (
+            "cpus_per_trial = 2\ngpus_per_trial = 64\nworkers_per_trial = 2",
+            ["this machine has room for 0 of the 2 workers", "1 CPUs and 32 GPUs"],
+        ),
+    ],
+)
+def test_a_trial_this_machine_cannot_hold_is_refused_before_ray_starts(
+    capsys, tmp_path, tiny_dataset, resources, words
+):
+    config = write_study(tmp_path, tiny_dataset)
+    text = config.read_text().replace("cpus_per_trial = 1\ngpus_per_trial = 0", resources)
+    config.write_text(text)
+    expect_usage_error(capsys, ["sweep", str(config)], *words, "lower [resources]", "--address")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_workers_of_a_trial_may_spread_over_the_nodes(tmp_path, tiny_dataset):
+    """Two workers of 1 CPU and 1 GPU each: two one-GPU nodes hold them, one node does not."""
+    config = write_study(tmp_path, tiny_dataset)
+    cfg = load_config(
+        config,
+        [
+            "resources.cpus_per_trial=2",
+            "resources.gpus_per_trial=2",
+            "resources.workers_per_trial=2",
+        ],
+    )
+    assert resource_problem(cfg, [(8.0, 1.0), (8.0, 1.0)], on_cluster=True) is None
+    assert resource_problem(cfg, [(8.0, 2.0)], on_cluster=True) is None
+    problem = resource_problem(cfg, [(8.0, 1.0), (0.5, 4.0)], on_cluster=True)
+    assert problem == (
+        "the cluster has room for 1 of the 2 workers of one trial, each with 1 CPUs and 1 GPUs "
+        "(cpus_per_trial and gpus_per_trial over workers_per_trial; the largest node has "
+        "8 CPUs, 1 GPUs); lower [resources] cpus_per_trial/gpus_per_trial/workers_per_trial "
+        "or add such a node"
+    )
 
 
 def test_relative_checkpoint_path_is_refused(capsys, tmp_path, tiny_dataset):

@@ -1,18 +1,18 @@
 """Two gloo processes on the CPU, each with half of a global batch and ``AllGather``, give every
 loss the value, per-sample state and gradients of one process with the whole batch; so does the
-local-loss form (each rank's anchors against all columns) of the losses that offer it, whose
-per-rank values and parameter gradients average to those of one process."""
+local-loss form (each rank's anchors against all columns) of every loss, whose per-rank values
+and parameter gradients average to those of one process."""
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cluster_helpers import free_port
 from loss_references import unit_rows
 
-from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES, build_loss, loss_defaults
+from trainables.losses import LOSS_NAMES, build_loss, loss_defaults
 from trainables.losses.gather import AllGather
 
 WORLD, GLOBAL_BATCH, DIM, SAMPLES = 2, 8, 6, 16
@@ -56,7 +56,7 @@ def _rank(rank: int, port: int, local_loss: bool) -> None:
     try:
         local = GLOBAL_BATCH // WORLD
         mine = slice(rank * local, (rank + 1) * local)
-        for name in LOCAL_LOSS_NAMES if local_loss else LOSS_NAMES:
+        for name in LOSS_NAMES:
             parallel, single = _build(name), _build(name)
             parallel.gather = AllGather()
             parallel.local_loss = local_loss
@@ -78,18 +78,11 @@ def _rank(rank: int, port: int, local_loss: bool) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 def test_two_gloo_ranks_match_one_process_for_every_loss():
-    mp.spawn(_rank, args=(_free_port(), False), nprocs=WORLD, join=True)
+    mp.spawn(_rank, args=(free_port(), False), nprocs=WORLD, join=True)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 def test_the_local_loss_form_matches_one_process():
-    assert set(LOCAL_LOSS_NAMES) == {"clip", "siglip", "sogclr"}
-    mp.spawn(_rank, args=(_free_port(), True), nprocs=WORLD, join=True)
+    mp.spawn(_rank, args=(free_port(), True), nprocs=WORLD, join=True)

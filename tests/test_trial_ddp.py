@@ -10,17 +10,17 @@ agree to float64 rounding; so do the local-loss forms.
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cluster_helpers import free_port
 
 from trainables.config import DataPaths, TrialConfig
 from trainables.distributed import DataParallel, RankShare
-from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES
+from trainables.losses import LOSS_NAMES
 from trainables.model_config import ModelConfig
 from trainables.synth import write_synthetic_dataset
 from trainables.trial import EpochOrder, _train_one_epoch, build_state, run_trial, train_loader
@@ -75,12 +75,6 @@ def _rank(rank: int, port: int, data_dir: str, cases: list[tuple[str, dict]]) ->
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """48 train pairs: 3 global batches per epoch."""
@@ -91,8 +85,8 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 def test_two_gloo_workers_train_every_loss_as_one_process(small_dataset: Path):
-    cases = CASES + [(name, {"loss_form": "local"}) for name in LOCAL_LOSS_NAMES]
-    mp.spawn(_rank, args=(_free_port(), str(small_dataset), cases), nprocs=WORLD, join=True)
+    cases = CASES + [(name, {"loss_form": "local"}) for name in LOSS_NAMES]
+    mp.spawn(_rank, args=(free_port(), str(small_dataset), cases), nprocs=WORLD, join=True)
 
 
 def _resume_rank(rank: int, port: int, data_dir: str, keep: str) -> None:
@@ -127,7 +121,7 @@ def _resume_rank(rank: int, port: int, data_dir: str, keep: str) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 def test_every_rank_resumes_from_rank_0s_checkpoint_exactly(small_dataset: Path, tmp_path):
     keep = str(tmp_path / "epoch1")
-    mp.spawn(_resume_rank, args=(_free_port(), str(small_dataset), keep), nprocs=WORLD, join=True)
+    mp.spawn(_resume_rank, args=(free_port(), str(small_dataset), keep), nprocs=WORLD, join=True)
 
 
 def test_rank_shares_are_the_global_batches_in_order():

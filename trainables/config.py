@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from trainables.losses import LOCAL_LOSS_NAMES, LOSS_NAMES, loss_defaults
+from trainables.losses import LOSS_NAMES, loss_defaults
 from trainables.model_config import ModelConfig
 from trainables.optim import check_optimizer_params
 from trainables.precision import PRECISIONS
@@ -127,11 +127,6 @@ class TrialConfig:
             )
         if self.loss_form not in ("full", "local"):
             raise ValueError(f"trial.loss_form must be full or local, got {self.loss_form!r}")
-        if self.loss_form == "local" and self.loss not in LOCAL_LOSS_NAMES:
-            raise ValueError(
-                f"loss {self.loss!r} has no local-loss form (only {', '.join(LOCAL_LOSS_NAMES)}); "
-                'set trial.loss_form = "full"'
-            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"trial.device must be auto, cpu or cuda, got {self.device!r}")
         if self.loss not in LOSS_NAMES:

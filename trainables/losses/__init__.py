@@ -25,7 +25,6 @@ from .siglip import SigLIPLoss
 from .sogclr import SogCLRLoss
 
 __all__ = [
-    "LOCAL_LOSS_NAMES",
     "LOSS_NAMES",
     "ContrastiveLoss",
     "FeatureGather",
@@ -49,8 +48,6 @@ _LOSSES: dict[str, type[ContrastiveLoss]] = {
     )
 }
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
-# the losses with a local-loss form (each process's anchors against all columns; see .base)
-LOCAL_LOSS_NAMES: tuple[str, ...] = tuple(n for n, c in _LOSSES.items() if c.supports_local_loss)
 
 
 def loss_defaults(name: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ image-anchored terms are stacked as (T/2, B, B) with anchors along rows, the tex
 with anchors along *columns* (the blocks' own layout, so no transposed copies except for x'→x and
 t'→t), and each stack is updated by one batched estimator call. The surrogate's gradient goes
 through a detached coefficient matrix on each product (loss = <coef, product>), so autograd only
-differentiates the matmuls. No host syncs.
+differentiates the matmuls. No host syncs. The local-loss form (``_AugmentedGCL._anchor_rows``)
+computes this process's anchors of every term against all candidates, anchors along rows.
 """
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
 from .clip import similarity_matrix
-from .sogclr import check_estimator_params, weight_denominator
+from .sogclr import anchor_differences, check_estimator_params, weight_denominator
 
 _IMAGE_CROSS_TERMS = (  # (anchor, candidate), order of the blocks [a, c] of [x; x'] @ [t; t']ᵀ
     ("image", "text"),
@@ -83,24 +84,34 @@ class _TermEstimators(nn.Module):
         self.register_buffer("carry", torch.stack(carry), persistent=False)
 
     @torch.no_grad()
-    def update(self, scaled_diffs: Tensor, index: Tensor, first_epoch: bool, anchor_dim: int):
+    def update(
+        self,
+        scaled_diffs: Tensor,
+        index: Tensor,
+        first_epoch: bool,
+        anchor_dim: int,
+        offset: int = 0,
+    ):
         """Update from z = h/τ (T, B, B) with anchors along ``anchor_dim`` (1: rows, 2: columns).
 
         Works in place: returns (e, g, u_k, b_k) where e (T, B, B) = exp(z − b_k) with a zero
         diagonal reuses z's storage (the weights are e / (u_k + ε·exp(−b_k))) and g, u_k, b_k
-        (T, B) are the per-term values of the step.
+        (T, B) are the per-term values of the step. In the local-loss form z is (T, R, N), R
+        anchors ``index`` along rows against N candidates, anchor k's positive in column
+        ``offset + k``; the sums run over the N candidates.
         """
-        num_terms, batch_size = scaled_diffs.shape[:2]
+        num_terms, anchors = scaled_diffs.shape[0], scaled_diffs.shape[anchor_dim]
         candidate_dim = 3 - anchor_dim
+        candidates = scaled_diffs.shape[candidate_dim]
         groups, m = self.u.shape[0], self.terms_per_array
-        b_old = self.b.index_select(1, index)  # (G, B)
+        b_old = self.b.index_select(1, index)  # (G, R)
         u_old = self.u.index_select(1, index)
-        row_max = scaled_diffs.amax(dim=candidate_dim).view(groups, m, batch_size)
-        b_seq = torch.maximum(row_max, b_old[:, None]).cummax(dim=1).values  # (G, m, B)
-        b_term = b_seq.view(num_terms, batch_size)
+        row_max = scaled_diffs.amax(dim=candidate_dim).view(groups, m, anchors)
+        b_seq = torch.maximum(row_max, b_old[:, None]).cummax(dim=1).values  # (G, m, R)
+        b_term = b_seq.view(num_terms, anchors)
         exp_diffs = scaled_diffs.sub_(b_term.unsqueeze(candidate_dim)).exp_()
-        exp_diffs.diagonal(dim1=1, dim2=2).zero_()
-        g = exp_diffs.sum(dim=candidate_dim).div_(batch_size - 1).view(groups, m, batch_size)
+        _positives(exp_diffs, anchor_dim, offset).zero_()
+        g = exp_diffs.sum(dim=candidate_dim).div_(candidates - 1).view(groups, m, anchors)
         if m == 1:  # one term per array: the plain SogCLR update
             rate = 1.0 if first_epoch else self.gamma
             u_seq = (1 - rate) * u_old[:, None] * torch.exp(b_old[:, None] - b_seq) + rate * g
@@ -113,8 +124,14 @@ class _TermEstimators(nn.Module):
             u_seq = u_seq + torch.einsum("kl,gklb,glb->gkb", mix, rescale, g)
         self.u.index_copy_(1, index, u_seq[:, -1])
         self.b.index_copy_(1, index, b_seq[:, -1])
-        g = g.view(num_terms, batch_size)
-        return exp_diffs, g, u_seq.view(num_terms, batch_size), b_term
+        g = g.view(num_terms, anchors)
+        return exp_diffs, g, u_seq.view(num_terms, anchors), b_term
+
+
+def _positives(terms: Tensor, anchor_dim: int, offset: int) -> Tensor:
+    """The view of the positive entries of (T, ·, ·) ``terms`` with anchors along
+    ``anchor_dim``: anchor k's positive is candidate ``offset + k``."""
+    return terms.diagonal(offset if anchor_dim == 1 else -offset, dim1=1, dim2=2)
 
 
 class _AugmentedGCL(ContrastiveLoss):
@@ -169,6 +186,24 @@ class _AugmentedGCL(ContrastiveLoss):
         self.text_state = _TermEstimators(arrays, per_array, num_samples, gamma)
 
     def compute(self, batch: PairBatch) -> LossOutput:
+        state_dtype = self.image_state.u.dtype
+        lam = self._lambda.to(state_dtype)
+        form = self._all_rows if batch.all_rows else self._anchor_rows
+        products, coefficients, per_term = form(batch, lam, batch.epoch == 0)
+        loss = torch.stack(
+            [
+                torch.dot(coef.reshape(-1).to(product.dtype), product.reshape(-1))
+                for coef, product in zip(coefficients, products, strict=True)
+            ]
+        ).sum()
+        terms = dict(zip(self.term_names, per_term.unbind(), strict=True))
+        return LossOutput(loss=loss, objective=(lam * per_term).sum(), terms=terms)
+
+    def _all_rows(
+        self, batch: PairBatch, lam: Tensor, first_epoch: bool
+    ) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """The full-matrix form (module docstring): the products, their detached coefficients
+        (loss = Σ <coefficient, product>) and the per-term objectives."""
         image_emb, image_aug_emb, text_emb, text_aug_emb = batch.views()
         index, size = batch.index, batch.size
         inv_tau = 1.0 / self.temperature
@@ -177,13 +212,14 @@ class _AugmentedGCL(ContrastiveLoss):
         cross = similarity_matrix(
             torch.cat([image_emb, image_aug_emb]), torch.cat([text_emb, text_aug_emb]) * inv_tau
         )
+        products = [cross]
         if self.intra:  # intra[0][i, j] = <x_i, x'_j>/τ, intra[1][i, j] = <t'_i, t_j>/τ
             intra = torch.stack([image_emb, text_aug_emb]) @ (
                 torch.stack([image_aug_emb, text_emb]).mT * inv_tau
             )
+            products.append(intra)
         state_dtype = self.image_state.u.dtype
         per_modality = len(self.term_names) // 2
-        first_epoch = batch.epoch == 0
         with torch.no_grad():
             # z = h/τ per term: image anchors along rows (z[k, i, j], anchor i), text anchors
             # along columns (z[k, i, j], anchor j, candidate i) — the blocks' own layout
@@ -208,15 +244,12 @@ class _AugmentedGCL(ContrastiveLoss):
                 torch.sub(pairs[0].T, intra_pos[0][:, None], out=image_z[5])  # x'→x
                 torch.sub(pairs[1], intra_pos[1][None, :], out=text_z[4])  # t→t'
                 torch.sub(pairs[1].T, intra_pos[1][None, :], out=text_z[5])  # t'→t
-            lam = self._lambda.to(state_dtype)
             image_c, image_objective = self._coefficients(
                 image_z, self.image_state, index, first_epoch, lam[:per_modality], anchor_dim=1
             )
             text_c, text_objective = self._coefficients(
                 text_z, self.text_state, index, first_epoch, lam[per_modality:], anchor_dim=2
             )
-            per_term = torch.cat([image_objective, text_objective])
-            objective = (lam * per_term).sum()
             # gather the coefficients back into the products' layouts
             cross_coef = torch.empty((2, size, 2, size), dtype=cross.dtype, device=cross.device)
             torch.add(
@@ -224,15 +257,71 @@ class _AugmentedGCL(ContrastiveLoss):
                 text_c[:4].view(2, 2, size, size).permute(1, 2, 0, 3),
                 out=cross_coef,
             )
+            coefficients = [cross_coef]
             if self.intra:
                 intra_coef = torch.empty_like(intra)
                 torch.add(image_c[4], image_c[5].T, out=intra_coef[0])
                 torch.add(text_c[4], text_c[5].T, out=intra_coef[1])
-        loss = torch.dot(cross_coef.view(-1), cross.view(-1))
+                coefficients.append(intra_coef)
+        return products, coefficients, torch.cat([image_objective, text_objective])
+
+    def _anchor_rows(
+        self, batch: PairBatch, lam: Tensor, first_epoch: bool
+    ) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """The local-loss form (:mod:`.base`): this process's R anchors ``batch.anchor_rows``
+        of every term against all N candidates, anchors along rows in every product::
+
+            [x_R; x'_R] @ [t; t']ᵀ/τ  (2R, 2N)   image-anchored cross-modal terms
+            [t_R; t'_R] @ [x; x']ᵀ/τ  (2R, 2N)   text-anchored cross-modal terms
+            [x_R, x'_R, t_R, t'_R] @ [x', x, t', t]ᵀ/τ  (4, R, N)   x→x', x'→x, t→t', t'→t
+
+        (the last with ``intra``). Returns what :meth:`_all_rows` does; the means over i run
+        over the R anchors, the sums over j over the N candidates.
+        """
+        image, image_aug, text, text_aug = batch.views()
+        rows, size = batch.anchor_rows, batch.size
+        anchors = rows.stop - rows.start
+        inv_tau = 1.0 / self.temperature
+        products = [
+            similarity_matrix(torch.cat([a[rows], b[rows]]), torch.cat([c, d]) * inv_tau)
+            for a, b, c, d in (
+                (image, image_aug, text, text_aug),
+                (text, text_aug, image, image_aug),
+            )
+        ]
         if self.intra:
-            loss = loss + torch.dot(intra_coef.view(-1), intra.view(-1))
-        terms = dict(zip(self.term_names, per_term.unbind(), strict=True))
-        return LossOutput(loss=loss, objective=objective, terms=terms)
+            products.append(
+                torch.stack([image[rows], image_aug[rows], text[rows], text_aug[rows]])
+                @ (torch.stack([image_aug, image, text_aug, text]).mT * inv_tau)
+            )
+
+        def by_term(cross: Tensor) -> Tensor:
+            """(4, R, N) blocks of a (2R, 2N) product, [a, c] in the order of the terms."""
+            return cross.view(2, anchors, 2, size).transpose(1, 2).reshape(4, anchors, size)
+
+        with torch.no_grad():
+            z = [by_term(product) for product in products[:2]]
+            if self.intra:
+                z = [torch.cat([z[0], products[2][:2]]), torch.cat([z[1], products[2][2:]])]
+            state_dtype = self.image_state.u.dtype
+            z = [anchor_differences(t.to(state_dtype), rows.start) for t in z]  # new tensors
+            index = batch.index[rows]
+            per_modality = len(self.term_names) // 2
+            (image_c, image_objective), (text_c, text_objective) = (
+                self._coefficients(
+                    terms, state, index, first_epoch, weights, anchor_dim=1, offset=rows.start
+                )
+                for terms, state, weights in (
+                    (z[0], self.image_state, lam[:per_modality]),
+                    (z[1], self.text_state, lam[per_modality:]),
+                )
+            )
+            coefficients = [
+                c[:4].view(2, 2, anchors, size).transpose(1, 2) for c in (image_c, text_c)
+            ]
+            if self.intra:
+                coefficients.append(torch.cat([image_c[4:], text_c[4:]]))
+        return products, coefficients, torch.cat([image_objective, text_objective])
 
     def _coefficients(
         self,
@@ -242,19 +331,24 @@ class _AugmentedGCL(ContrastiveLoss):
         first_epoch: bool,
         lam: Tensor,
         anchor_dim: int,
+        offset: int = 0,
     ) -> tuple[Tensor, Tensor]:
         """Coefficients of the terms' surrogates on s/τ, in place of z, and their objectives.
 
         With s/τ in the products, ℓ = (1/(B(B−1))) Σ_ij w_ij (s_ij − s_ii) has the coefficient
         τλ w_ij/(B(B−1)) on s_ij/τ off the diagonal and minus their sum over candidates,
-        τλ (B−1) g_i/((u_i + ε·exp(−b_i)) B(B−1)), on the positive s_ii/τ.
+        τλ (B−1) g_i/((u_i + ε·exp(−b_i)) B(B−1)), on the positive s_ii/τ. For R anchors
+        against N candidates (local-loss form; ``offset`` as in ``_TermEstimators.update``)
+        B(B−1) is R(N−1) and B−1 is N−1.
         """
-        batch = scaled.shape[1]
-        exp_diffs, g, u_term, b_term = estimator.update(scaled, index, first_epoch, anchor_dim)
+        anchors, candidates = scaled.shape[anchor_dim], scaled.shape[3 - anchor_dim]
+        exp_diffs, g, u_term, b_term = estimator.update(
+            scaled, index, first_epoch, anchor_dim, offset
+        )
         denominator = weight_denominator(u_term, b_term, self.eps)
-        scale = lam[:, None] * (self.temperature / (batch * (batch - 1))) / denominator
+        scale = lam[:, None] * (self.temperature / (anchors * (candidates - 1))) / denominator
         coef = exp_diffs.mul_(scale.unsqueeze(3 - anchor_dim))
-        coef.diagonal(dim1=1, dim2=2).copy_(scale * g).mul_(1 - batch)
+        _positives(coef, anchor_dim, offset).copy_(scale * g).mul_(1 - candidates)
         floor = torch.finfo(u_term.dtype).tiny
         objectives = self.temperature * (torch.log(u_term.clamp_min(floor)) + b_term).mean(dim=1)
         return coef, objectives

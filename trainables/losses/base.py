@@ -15,7 +15,7 @@ gathered batch then has the same value, per-sample state and gradient on every p
 process with the global batch (the full-matrix form). Either way the gather lives here, not in
 the losses.
 
-The local-loss form (``local_loss = True``, for losses with ``supports_local_loss``): each
+The local-loss form (``local_loss = True``; every loss has one): each
 process computes the anchors of its own rows against all N columns, an (N/W, N) slice of every
 similarity matrix instead of (N, N), and averages over its anchors; the mean of these W losses
 is the full-matrix loss, and so is the gradient after DDP's average (:class:`AllGather` sums
@@ -131,9 +131,9 @@ class ContrastiveLoss(nn.Module, ABC):
     A subclass sets the class attributes ``name`` (its registry name, used in messages),
     ``needs_views`` (True: the trial must pass ``image_aug_emb`` and ``text_aug_emb``) and
     ``min_batch`` (2 for losses that need in-batch negatives), implements :meth:`compute`, and
-    may override :meth:`optimizer_groups`. A loss with ``supports_local_loss`` computes only the
-    anchors ``batch.anchor_rows`` against all columns (the local-loss form; with every row it
-    is the full-matrix form) and updates the state of those anchors only. Its per-sample state
+    may override :meth:`optimizer_groups`. :meth:`compute` computes only the anchors
+    ``batch.anchor_rows`` against all columns (the local-loss form; with every row it is the
+    full-matrix form) and updates the state of those anchors only. Its per-sample state
     (u, b, τ, m, ...) is held in persistent buffers whose last dimension is ``num_samples``;
     :meth:`sample_state` lists them, and ``state_dict()`` checkpoints them. Constructor
     hyperparameters are keyword-only with defaults: those defaults are the loss's defaults
@@ -143,7 +143,6 @@ class ContrastiveLoss(nn.Module, ABC):
     name: ClassVar[str]
     needs_views: ClassVar[bool] = False
     min_batch: ClassVar[int] = 1
-    supports_local_loss: ClassVar[bool] = False
 
     def __init__(self, num_samples: int) -> None:
         super().__init__()
@@ -194,8 +193,6 @@ class ContrastiveLoss(nn.Module, ABC):
             raise ValueError(
                 f"{self.name} needs batches of at least {self.min_batch} pairs (in-batch negatives)"
             )
-        if self.local_loss and not self.supports_local_loss:
-            raise ValueError(f"{self.name} has no local-loss form; use the full-matrix form")
         output = self.compute(batch)
         if not batch.all_rows:
             self._share_sample_state(batch)

@@ -39,11 +39,13 @@ def positive_columns(batch: PairBatch) -> Tensor:
     return torch.arange(rows.start, rows.stop, device=batch.image.device)
 
 
-def symmetric_cross_entropy(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """(L_I→T, L_T→I) of (B, B) logits whose diagonal holds the positives: mean cross-entropy of
-    the rows (image anchors) and of the columns (text anchors)."""
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+def anchor_cross_entropy(
+    batch: PairBatch, image_logits: Tensor, text_logits: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(L_I→T, L_T→I): the mean cross-entropy of the (R, N) logits of the image anchors and of
+    the text anchors from :func:`anchor_similarities`, positives in :func:`positive_columns`."""
+    labels = positive_columns(batch)
+    return F.cross_entropy(image_logits, labels), F.cross_entropy(text_logits, labels)
 
 
 class _InwardClamp(torch.autograd.Function):
@@ -99,7 +101,6 @@ class CLIPLoss(ContrastiveLoss):
     """
 
     name = "clip"
-    supports_local_loss = True
 
     def __init__(
         self,
@@ -143,9 +144,7 @@ class CLIPLoss(ContrastiveLoss):
             image_logits = image_sims / self.temperature
             text_logits = image_logits.T if batch.all_rows else text_sims / self.temperature
             temperature = image_logits.new_full((), self.temperature)
-        labels = positive_columns(batch)
-        image_to_text = F.cross_entropy(image_logits, labels)
-        text_to_image = F.cross_entropy(text_logits, labels)
+        image_to_text, text_to_image = anchor_cross_entropy(batch, image_logits, text_logits)
         loss = (image_to_text + text_to_image) / 2
         return LossOutput(
             loss=loss,

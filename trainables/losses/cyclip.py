@@ -4,28 +4,40 @@ import torch
 from torch import Tensor
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
-from .clip import similarity_matrix, symmetric_cross_entropy
+from .clip import anchor_cross_entropy, anchor_similarities
 
 
 class _GramDifferenceNorm(torch.autograd.Function):
-    """‖E Eᵀ − F Fᵀ‖²_F of (B, d) E and F with a hand-written backward.
+    """‖E_R Eᵀ − F_R Fᵀ‖²_F of (N, d) E and F with a hand-written backward, E_R = E[rows].
 
-    D = E Eᵀ − F Fᵀ (B, B) is symmetric, so the gradient is ∂/∂E = 4 D E and ∂/∂F = −4 D F:
-    two products, where autograd would differentiate both factors of each Gram matrix
-    separately (four). No double backward.
+    D = E_R Eᵀ − F_R Fᵀ, shape (R, N). Every row (R = N): D is symmetric and the gradient is
+    ∂/∂E = 4 D E, ∂/∂F = −4 D F, two products where autograd would differentiate both factors
+    of each Gram matrix separately (four). Some rows: ∂/∂E = 2 Dᵀ E_R plus 2 D E on the rows
+    (and −… for F). No double backward.
     """
 
     @staticmethod
-    def forward(ctx, image_emb: Tensor, text_emb: Tensor) -> Tensor:
-        difference = torch.addmm(image_emb @ image_emb.T, text_emb, text_emb.T, alpha=-1)
+    def forward(ctx, image_emb: Tensor, text_emb: Tensor, rows: slice) -> Tensor:
+        difference = torch.addmm(
+            image_emb[rows] @ image_emb.T, text_emb[rows], text_emb.T, alpha=-1
+        )
         ctx.save_for_backward(difference, image_emb, text_emb)
+        ctx.rows = rows
         return difference.square().sum()
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
         difference, image_emb, text_emb = ctx.saved_tensors
-        weighted = (4 * grad) * difference
-        return weighted @ image_emb, -(weighted @ text_emb)
+        rows = ctx.rows
+        if difference.shape[0] == difference.shape[1]:
+            weighted = (4 * grad) * difference
+            return weighted @ image_emb, -(weighted @ text_emb), None
+        weighted = (2 * grad) * difference
+        image_grad = weighted.T @ image_emb[rows]
+        text_grad = weighted.T @ text_emb[rows]
+        image_grad[rows] += weighted @ image_emb
+        text_grad[rows] += weighted @ text_emb
+        return image_grad, -text_grad, None
 
 
 class CyCLIPLoss(ContrastiveLoss):
@@ -48,6 +60,10 @@ class CyCLIPLoss(ContrastiveLoss):
         temperature: τ > 0 of the CLIP term.
         lambda_in: λ_in ≥ 0 (paper and Ref: 0.25).
         lambda_cross: λ_cross ≥ 0 (paper and Ref: 0.25).
+
+    Local-loss form (:mod:`.base`): the anchors j of this process's rows against all k, each
+    mean (1/B) over j taken over those R anchors: L_in = (1/R) ‖E_R Eᵀ − F_R Fᵀ‖²_F and
+    L_cross = (1/R) ‖S_R − (Sᵀ)_R‖²_F; the mean over the W processes is L.
 
     ``index``, ``epoch`` and the augmented views are unused. Returns ``loss`` = L, ``objective`` = L
     (detached) and the detached terms ``clip`` = L_CLIP, ``in_modal`` = L_in and ``cross_modal`` =
@@ -76,11 +92,15 @@ class CyCLIPLoss(ContrastiveLoss):
         self.lambda_cross = lambda_cross
 
     def compute(self, batch: PairBatch) -> LossOutput:
-        sims = similarity_matrix(batch.image, batch.text)
-        image_to_text, text_to_image = symmetric_cross_entropy(sims / self.temperature)
+        image_sims, text_sims = anchor_similarities(batch)  # S_R and (Sᵀ)_R, (R, N)
+        image_logits = image_sims / self.temperature
+        text_logits = image_logits.T if batch.all_rows else text_sims / self.temperature
+        image_to_text, text_to_image = anchor_cross_entropy(batch, image_logits, text_logits)
         clip = (image_to_text + text_to_image) / 2
-        in_modal = _GramDifferenceNorm.apply(batch.image, batch.text) / batch.size
-        cross_modal = (sims - sims.T).square().sum() / batch.size
+        rows = batch.anchor_rows
+        anchors = rows.stop - rows.start
+        in_modal = _GramDifferenceNorm.apply(batch.image, batch.text, rows) / anchors
+        cross_modal = (image_sims - text_sims).square().sum() / anchors
         loss = clip + self.lambda_in * in_modal + self.lambda_cross * cross_modal
         return LossOutput(
             loss=loss,

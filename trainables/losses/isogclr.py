@@ -12,19 +12,20 @@ import torch
 from torch import Tensor
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
-from .clip import similarity_matrix
-from .sogclr import GCLEstimator, check_estimator_params
+from .clip import anchor_similarities
+from .sogclr import GCLEstimator, anchor_differences, check_estimator_params
 
 
 @dataclass(frozen=True)
 class RGCLStep:
-    """Detached results of :func:`rgcl_step` for a batch of B anchors; row 0 of every (2, …)
-    tensor is the image-anchor direction, row 1 the text-anchor direction.
+    """Detached results of :func:`rgcl_step` for a batch of R anchors against N columns; row 0
+    of every (2, …) tensor is the image-anchor direction, row 1 the text-anchor direction.
 
-    ``coeff`` (B, B): Σ_ij coeff_ij·s_ij / (B(B−1)) equals the two SogCLR surrogates
-    (1/B) Σ_i (1/(B−1)) Σ_{j≠i} (w^I_ij h^I_ij + w^T_ij h^T_ij) and has their gradient in S.
-    ``grad`` (2, B): the τ-gradients G_i (image anchors), G'_i (text anchors), unclipped.
-    ``log_mean`` (2, B): log u_i + b_i of the updated estimators.
+    ``coeff`` (2, R, N): Σ_kij coeff_kij·S_k,ij / (R(N−1)) over the anchors' similarity rows
+    S_k equals the two SogCLR surrogates (1/R) Σ_i (1/(N−1)) Σ_{j≠i} (w^I_ij h^I_ij +
+    w^T_ij h^T_ij) and has their gradient in S (:func:`surrogate_loss`).
+    ``grad`` (2, R): the τ-gradients G_i (image anchors), G'_i (text anchors), unclipped.
+    ``log_mean`` (2, R): log u_i + b_i of the updated estimators.
     """
 
     coeff: Tensor
@@ -34,39 +35,50 @@ class RGCLStep:
 
 @torch.no_grad()
 def rgcl_step(
-    sims: Tensor, tau: Tensor, state: GCLEstimator, index: Tensor, *, gamma: float, rho: float
+    sims: tuple[Tensor, Tensor],
+    tau: Tensor,
+    state: GCLEstimator,
+    index: Tensor,
+    *,
+    gamma: float,
+    rho: float,
+    offset: int = 0,
 ) -> RGCLStep:
-    """Update the two-direction estimator ``state`` for the batch ``index``, per-anchor τ.
+    """Update the two-direction estimator ``state`` for the anchors ``index``, per-anchor τ.
 
-    ``sims`` (B, B) is S (detached here); ``tau`` (2, B) holds τ_i of image anchor i (row i of
-    S) in row 0 and τ'_i of text anchor i (column i of S) in row 1; ``state`` is a
-    ``GCLEstimator`` with ``directions=2`` in the same order. Per direction, with
-    z_ij = h_ij/τ_i: b, u and w as in ``GCLEstimator.update`` (γ as given), then::
+    ``sims`` = (S_I, S_T), each (R, N), from ``anchor_similarities`` (detached here): the rows
+    of S of the R image anchors and the rows of Sᵀ of the R text anchors, anchor k's positive
+    in column ``offset + k`` (every row: S and Sᵀ, R = N). ``tau`` (2, R) holds τ_i of image
+    anchor i in row 0 and τ'_i of text anchor i in row 1; ``state`` is a ``GCLEstimator`` with
+    ``directions=2`` in the same order. Per direction, with z_ij = h_ij/τ_i: b, u and w as in
+    ``GCLEstimator.update`` (γ as given), then::
 
-        G_i = log u_i + b_i + ρ − (1/(B−1)) Σ_{j≠i} w_ij z_ij
+        G_i = log u_i + b_i + ρ − (1/(N−1)) Σ_{j≠i} w_ij z_ij
 
     the derivative in τ_i of τ_i·log E_{j≠i} exp(h_ij/τ_i) + τ_i·ρ at the estimate.
     """
-    sims = sims.detach().to(state.u.dtype)
-    batch_size = sims.shape[0]
-    # (2, B, B): anchor_differences of S (image anchors, h^I) and of Sᵀ (text anchors, h^T);
-    # both subtract s_ii from row i
-    diffs = torch.stack([sims, sims.T]).sub_(sims.diagonal()[:, None])
-    scaled = diffs.div_(tau.detach().to(sims.dtype)[..., None])
-    weights = state.update(scaled, index, gamma)
+    stacked = torch.stack([s.detach().to(state.u.dtype) for s in sims])  # (2, R, N)
+    scaled = anchor_differences(stacked, offset).div_(tau.detach().to(stacked.dtype)[..., None])
+    weights = state.update(scaled, index, gamma, offset)
     log_mean = state.log_mean(index)
-    grad = log_mean + rho - (weights * scaled).sum(dim=-1) / (batch_size - 1)
-    # h^I_ij = s_ij − s_ii and h^T_ij = s_ji − s_ii: s_ij (j ≠ i) carries w^I_ij + w^T_ji and
-    # s_ii carries −Σ_j (w^I_ij + w^T_ij) (w is 0 on the diagonal).
-    coeff = weights[0] + weights[1].T
-    coeff.diagonal().sub_(weights.sum(dim=(0, 2)))
+    grad = log_mean + rho - (weights * scaled).sum(dim=-1) / (stacked.shape[-1] - 1)
+    # h_ij = s_ij − s_i,p(i) (p(i) = offset + i, the positive): s_ij (j ≠ p(i)) carries w_ij,
+    # the positive −Σ_j w_ij (w is 0 there)
+    coeff = weights
+    coeff.diagonal(offset, dim1=-2, dim2=-1).sub_(weights.sum(dim=-1))
     return RGCLStep(coeff, grad, log_mean)
 
 
-def surrogate_loss(sims: Tensor, coeff: Tensor) -> Tensor:
-    """Σ_ij coeff_ij·s_ij / (B(B−1)): the SogCLR surrogates of both directions, one product."""
-    batch_size = sims.shape[0]
-    return (coeff * sims).sum() / (batch_size * (batch_size - 1))
+def surrogate_loss(sims: tuple[Tensor, Tensor], coeff: Tensor) -> Tensor:
+    """Σ_kij coeff_kij·S_k,ij / (R(N−1)): the SogCLR surrogates of both directions. With every
+    row (S_T = Sᵀ) one product: Σ_ij (coeff_0 + coeff_1ᵀ)_ij s_ij."""
+    image_sims, text_sims = sims
+    anchors, columns = image_sims.shape
+    if anchors == columns:
+        total = ((coeff[0] + coeff[1].T) * image_sims).sum()
+    else:
+        total = (coeff[0] * image_sims).sum() + (coeff[1] * text_sims).sum()
+    return total / (anchors * (columns - 1))
 
 
 @torch.no_grad()
@@ -182,7 +194,9 @@ class ISogCLRLoss(ContrastiveLoss):
 
     State (``state_dict``): ``state.u``, ``state.b``, ``state.tau``, ``state.m``, each of shape
     (2, ``num_samples``): row 0 for image anchors, row 1 for text anchors. No host
-    synchronisation in ``forward``.
+    synchronisation in ``forward``. Local-loss form (:mod:`.base`): the means over i run over
+    this process's anchors, the sums over j over all N columns; only those anchors' u, b, τ, m
+    are updated here (the contract shares them).
 
     Args:
         num_samples: dataset size n (``index`` < n).
@@ -235,11 +249,12 @@ class ISogCLRLoss(ContrastiveLoss):
         self.state = RGCLEstimator(num_samples, eps, tau_init, negatives_only=negatives_only)
 
     def compute(self, batch: PairBatch) -> LossOutput:
-        sims = similarity_matrix(batch.image, batch.text)
-        index = batch.index
-        tau = self.state.tau[:, index]  # (2, B): τ of image anchors, τ' of text anchors
+        sims = anchor_similarities(batch)
+        rows = batch.anchor_rows
+        index = batch.index[rows]
+        tau = self.state.tau[:, index]  # (2, R): τ of image anchors, τ' of text anchors
         gamma = 1.0 if batch.epoch == 0 and self.first_epoch_gamma_one else self.gamma
-        step = rgcl_step(sims, tau, self.state, index, gamma=gamma, rho=self.rho)
+        step = rgcl_step(sims, tau, self.state, index, gamma=gamma, rho=self.rho, offset=rows.start)
         self.state.step_temperature(
             index,
             tau,

@@ -3,7 +3,7 @@
 import torch
 
 from .base import ContrastiveLoss, LossOutput, PairBatch
-from .clip import similarity_matrix
+from .clip import anchor_similarities
 from .isogclr import check_common, rgcl_output, rgcl_step, surrogate_loss
 from .sogclr import GCLEstimator
 from .temp_generator import TempGenerator
@@ -50,6 +50,10 @@ class ISogCLRTempNetLoss(ContrastiveLoss):
         tempnet_weight_decay: ≥ 0, the generators' weight decay (named apart from the
             model's ``weight_decay``, which a trial config sets).
 
+    Local-loss form (:mod:`.base`): as ``isogclr``'s, the mean of the τ term over this
+    process's anchors too. The generators run on all N rows (τ is then sliced), so that with
+    dropout every process draws the masks one process would: the local form stays exact.
+
     ``optimizer_groups(lr)`` returns the single parameter group of both generators.
     """
 
@@ -95,12 +99,17 @@ class ISogCLRTempNetLoss(ContrastiveLoss):
         return [{"params": params, "lr": lr * self.lr_mult, "weight_decay": self.weight_decay}]
 
     def compute(self, batch: PairBatch) -> LossOutput:
-        sims = similarity_matrix(batch.image, batch.text)
+        sims = anchor_similarities(batch)
+        rows = batch.anchor_rows
+        # (2, R): τ of image anchors, τ' of text anchors; grad reaches the generators only. The
+        # generators see all N rows, so their dropout masks are those of one process
         tau = torch.stack(
             [self.image_generator(batch.image.detach()), self.text_generator(batch.text.detach())]
-        )  # (2, B): τ of image anchors, τ' of text anchors; grad reaches the generators only
+        )[:, rows]
         gamma = 1.0 if batch.epoch == 0 else self.gamma
-        step = rgcl_step(sims, tau, self.state, batch.index, gamma=gamma, rho=self.rho)
+        step = rgcl_step(
+            sims, tau, self.state, batch.index[rows], gamma=gamma, rho=self.rho, offset=rows.start
+        )
         # mean_i sg(G_i)·τ_i + mean_i sg(G'_i)·τ'_i
         temperature_term = (step.grad * tau).sum() / tau.shape[1]
         loss = surrogate_loss(sims, step.coeff) + temperature_term

@@ -37,7 +37,6 @@ class SigLIPLoss(ContrastiveLoss):
     """
 
     name = "siglip"
-    supports_local_loss = True
 
     def __init__(
         self,

@@ -17,9 +17,10 @@ def anchor_differences(sims: Tensor, offset: int = 0) -> Tensor:
 
     ``anchor_differences(S)`` gives the image-anchor h^I, ``anchor_differences(S.T)`` the
     text-anchor h^T (h^T_ij = s_ji − s_ii). The diagonal is 0. For the (R, N) rows of the
-    local-loss form, anchor k's positive is in column ``offset + k``.
+    local-loss form, anchor k's positive is in column ``offset + k``. Leading dimensions
+    (..., R, N) are batched.
     """
-    return sims - sims.diagonal(offset)[:, None]
+    return sims - sims.diagonal(offset, dim1=-2, dim2=-1)[..., None]
 
 
 def check_estimator_params(gamma: float, eps: float) -> None:
@@ -149,7 +150,6 @@ class SogCLRLoss(ContrastiveLoss):
     """
 
     name = "sogclr"
-    supports_local_loss = True
     min_batch = 2
 
     def __init__(
