@@ -129,7 +129,12 @@ def new_tuner(
 ):
     """A ``tune.Tuner`` of ``function`` for the experiment ``experiment`` of the run, with the
     study's concurrency and actor reuse; ``tune_config`` adds ``tune.TuneConfig`` arguments
-    (search algorithm, scheduler, number of samples, ...)."""
+    (search algorithm, scheduler, number of samples, ...).
+
+    Data-parallel trials never reuse actors: Tune hands a finished trial's actor on only if its
+    thread ends within 2 s (``TUNE_FUNCTION_THREAD_TIMEOUT_S``), and a driver still shutting
+    down its Train run can miss that on a busy machine, failing the next trial ("Trainable
+    runner reuse requires reset_config()"); their driver actors are cheap to start."""
     from ray import tune
 
     return tune.Tuner(
@@ -137,7 +142,7 @@ def new_tuner(
         param_space=param_space,
         tune_config=tune.TuneConfig(
             max_concurrent_trials=cfg.resources.max_concurrent,
-            reuse_actors=cfg.resources.reuse_actors,
+            reuse_actors=cfg.resources.reuse_actors and cfg.resources.workers_per_trial == 1,
             **tune_config,
         ),
         run_config=tune.RunConfig(

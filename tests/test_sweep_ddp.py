@@ -97,12 +97,7 @@ def killed_and_resumed(tiny_dataset, tmp_path_factory):
     the kill, and its train losses trained on one process without a break."""
     tmp = tmp_path_factory.mktemp("ddp-resume")
     config = write_config(tmp, tiny_dataset, name="ddp-resumable", trials_per_cell=1)
-    # no actor reuse: Tune reuses a trial's actor only if its driver thread ends within
-    # TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) of the last report, and a data-parallel driver that
-    # is still shutting down its TorchTrainer misses that on busy cores: the next trial then
-    # FAILs with "Trainable runner reuse requires reset_config() to be implemented and return
-    # True" (seen once in 7 runs; not what this test is about)
-    resources = "[resources]\nworkers_per_trial = 2\nreuse_actors = false\n"
+    resources = "[resources]\nworkers_per_trial = 2\n"  # (no actor reuse: study.ray_session)
     config.write_text(config.read_text().replace("[resources]\n", resources))
     run_dir = tmp / "runs" / "ddp-resumable"
     env = ray_env(short_tmpdir("rd"))
