@@ -10,9 +10,11 @@ A sweep opens its SQLite file with :func:`open_sweep_storage`: write-ahead loggi
 (``journal_mode=WAL``, persistent in the file, so readers such as optuna-dashboard never block
 the sweep's writes) and ``synchronous=NORMAL`` (a commit is an append to ``optuna.db-wal``
 without an fsync: safe when the driver is killed, only an OS crash can lose the last commits),
-which makes each of the searcher's storage round-trips about ten times cheaper. While a
-sweep runs, its commits may still be in ``optuna.db-wal`` next to ``optuna.db``: copy the
-three files together, or after the sweep (its last connection folds them back).
+which saves about a third of the time a trial's ask, reports and tell spend in SQLite (the
+rest is SQLAlchemy's own work). WAL needs every connection on one machine (no network
+filesystem); the sweep's driver is the only writer. While a sweep runs, its last commits may
+be in ``optuna.db-wal`` only: copy the ``optuna.db*`` files together, or after the sweep
+(its last connection folds them back into ``optuna.db``).
 """
 
 from __future__ import annotations
