@@ -15,7 +15,7 @@ trials table); and, inside the trials' own time, what the trial reports about it
 setup before the first epoch (data loading, tokenizer, model: ``time_this_iter_s`` of epoch 1
 minus its train and eval times) and per-epoch checkpoint plus report.
 
-Part 3 runs trivial trials (no training: a few reports with a checkpoint each) through the
+Part 3 runs trivial trials (no training: a few reports, checkpoints as a real trial) through the
 same harness at 48 and 200 trials and prints the overhead per trial, which must stay flat; and
 the searcher alone (the cell studies' sampling and SQLite round-trips, no Ray) at 48 and 200
 trials, per trial overall and over the last quarter (an RDB that slows with the trial count
@@ -132,14 +132,21 @@ def trial_profile(table: pd.DataFrame) -> dict[str, float]:
 
 
 def trivial_trial(config: dict, base: dict) -> None:
-    """A trial without training: ``max_epochs`` reports of a made-up r_mean, each with a
-    checkpoint, as :func:`study.trainable.train_clip` reports."""
+    """A trial without training: ``max_epochs`` reports of a made-up r_mean, with a
+    checkpoint where the trial config says (the rungs and the last epoch), as
+    :func:`study.trainable.train_clip` reports."""
     from ray import tune
 
-    for epoch in range(1, base["epochs"] + 1):
+    # TrialConfig.checkpoints_after, without importing torch into the trials' own time
+    epochs = base["epochs"]
+    checkpointed = {*(base["checkpoint_epochs"] or range(1, epochs + 1)), epochs}
+    for epoch in range(1, epochs + 1):
+        metrics = {"epoch": epoch, "r_mean": 100 * config["lr"] * epoch, "train_loss": 1.0}
+        if epoch not in checkpointed:
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "state.txt").write_text(str(epoch))
-            metrics = {"epoch": epoch, "r_mean": 100 * config["lr"] * epoch, "train_loss": 1.0}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
