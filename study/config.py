@@ -44,7 +44,8 @@ SEARCHED_TRIAL_FIELDS = (
     "loss_params",
     "epochs",
 )
-SCHEDULER_TRIAL_FIELDS = ("checkpoint_epochs",)  # set from [scheduler]; not in [trial]
+# set by the harness (from [scheduler], by the driver's image cache); never in [trial]
+HARNESS_TRIAL_FIELDS = ("checkpoint_epochs", "image_cache")
 MOVED_TO_SEARCH = {"momentum": "optimizer_momentum"}  # old [trial] key -> its searched name
 
 
@@ -347,6 +348,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         model=model,
         epochs=scheduler.max_epochs,
         checkpoint_epochs=scheduler.rung_epochs,  # a trial needs a checkpoint where it stops
+        image_cache="",  # the sweep's driver sets it (study.runner)
     )
     sampler = _build(SamplerSection, "sampler", raw.get("sampler", {}))
     search = dict(raw.get("search", {}))
@@ -430,7 +432,7 @@ def to_toml(cfg: StudyConfig) -> str:
         "trial": {
             k: v
             for k, v in trial.items()
-            if k not in (*SEARCHED_TRIAL_FIELDS, *SCHEDULER_TRIAL_FIELDS)
+            if k not in (*SEARCHED_TRIAL_FIELDS, *HARNESS_TRIAL_FIELDS)
         },
         "sampler": dataclasses.asdict(cfg.sampler),
         "search": dict(cfg.search),

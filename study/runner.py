@@ -18,7 +18,7 @@ import optuna
 
 from study.checks import check_data, check_model
 from study.config import StudyConfig, to_toml
-from study.data_cache import prepare_data
+from study.data_cache import prepare_data, with_image_cache
 from study.errors import UsageError
 from study.optuna_bridge import (
     FailureRecorder,
@@ -155,7 +155,7 @@ def run_sweep(
     check_model(cfg)
     check_data(cfg)
     check_run_dir(cfg, resume)
-    prepare_data(cfg)  # decode every image once; the trials memory-map the cache
+    cfg = with_image_cache(cfg, prepare_data(cfg))  # decode once; the trials memory-map it
     start_ray(address)
     if not resume:
         cfg.run_dir.mkdir(parents=True)

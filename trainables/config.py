@@ -113,6 +113,9 @@ class TrialConfig:
     # the epochs that end with a checkpoint, and always the last; () = every epoch (a sweep
     # passes its ASHA rungs: a trial can only be stopped there)
     checkpoint_epochs: tuple[int, ...] = ()
+    # the image cache directory the sweep's driver prepared; "" (or not on this machine): the
+    # trial finds, or builds, the cache of ``data`` itself (trainables.trial_data)
+    image_cache: str = ""
 
     def __post_init__(self) -> None:
         epochs = tuple(self.checkpoint_epochs)  # from_dict and a TOML table give a list
