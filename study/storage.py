@@ -15,10 +15,17 @@ rest is SQLAlchemy's own work). WAL needs every connection on one machine (no ne
 filesystem); the sweep's driver is the only writer. While a sweep runs, its last commits may
 be in ``optuna.db-wal`` only: copy the ``optuna.db*`` files together, or after the sweep
 (its last connection folds them back into ``optuna.db``).
+
+A new SQLite file appears whole: the sweep creates it (tables, version rows, WAL mode) under a
+temporary name and links it into place. Opening an ``RDBStorage`` on a file without Optuna's
+version rows writes them, so a reader (the dashboard, a test polling the file) that opened a
+half-created file would write into it, fail itself (StorageInternalError), or make the sweep's
+own creation fail (``UNIQUE constraint failed: alembic_version.version_num``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -57,6 +64,7 @@ class WALSQLiteStorage(RDBStorage):
     module docstring); also once unpickled (a restored searcher's storage)."""
 
     def __init__(self, url: str) -> None:
+        _create_whole(url)
         super().__init__(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
         self._tune_connections()
 
@@ -67,6 +75,26 @@ class WALSQLiteStorage(RDBStorage):
     def _tune_connections(self) -> None:
         sqlalchemy.event.listen(self.engine, "connect", _wal_pragmas)
         self.engine.dispose()  # the connections that created the tables lack the pragmas
+
+
+def _create_whole(url: str) -> None:
+    """Unless it exists, create the SQLite file of ``url`` with Optuna's tables and version
+    rows in WAL mode under a temporary name, then link it into place (module docstring)."""
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:" or Path(database).exists():
+        return
+    path = Path(database)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        storage = RDBStorage(f"sqlite:///{partial}")
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        storage.engine.dispose()  # the last connection folds the log into the file
+        os.link(partial, path)  # FileExistsError if another process created it meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _wal_pragmas(dbapi_connection, _record) -> None:
