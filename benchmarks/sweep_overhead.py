@@ -5,17 +5,20 @@ Part 1 runs the demo study through the real CLI path (Ray Tune + Optuna + ASHA) 
 built-in dataset, with actor reuse on and off, and prints: the sweep's wall time (Ray already
 started), the sum of the trials' own times (Ray's ``time_this_iter_s`` over every epoch of
 every trial: it includes each trial's data loading, tokenizer and model building and its
-checkpoint writes), the ideal wall time (that sum / concurrency), wall/ideal and the overhead
-per trial ((wall - ideal) x concurrency / trials).
+checkpoint writes), wall/ideal (ideal = that sum / concurrency) and the seconds per trial
+beyond the trial ((wall - ideal) x concurrency / trials); and the same against the trials' work
+alone (train + eval, without their set-up and checkpoints), the issue's "beyond the trial's own
+work". Goal at 2 concurrent trials: wall <= 1.15 x ideal and <= 0.2 s per trial beyond.
 
 Part 2, the profile of the reuse-on sweep: Ray's start; the sweep driver's own work, from
 ``cProfile`` of the driver (set-up of the cell studies, the searchers' Optuna storage
 round-trips, ASHA, Tune's loggers and experiment checkpoints, the progress printer, the
 trials table); and, inside the trials' own time, what the trial reports about itself:
 setup before the first epoch (data loading, tokenizer, model: ``time_this_iter_s`` of epoch 1
-minus its train and eval times) and per-epoch checkpoint plus report.
+minus its train and eval times), per-epoch checkpoint plus report, training and evaluation; and
+the cost of starting an actor per trial (overhead per trial with reuse off minus on).
 
-Part 3 runs trivial trials (no training: a few reports with a checkpoint each) through the
+Part 3 runs trivial trials (no training: a few reports, checkpoints as a real trial) through the
 same harness at 48 and 200 trials and prints the overhead per trial, which must stay flat; and
 the searcher alone (the cell studies' sampling and SQLite round-trips, no Ray) at 48 and 200
 trials, per trial overall and over the last quarter (an RDB that slows with the trial count
@@ -48,6 +51,8 @@ from study.per_cell import PerCellASHA, PerCellSearch
 from study.progress import ProgressPrinter
 from study.ray_session import start_ray
 from study.runner import run_sweep
+
+WORK_TIMES = ["time_data_s", "time_step_s", "time_eval_s"]  # a trial's own work, per epoch
 
 # profile rows: label -> the driver functions whose cumulative time is the item
 DRIVER_ITEMS = {
@@ -93,16 +98,23 @@ def timed_sweep(cfg, profile: cProfile.Profile | None = None):
 
 
 def overhead_row(cfg, wall: float, table: pd.DataFrame, label: str) -> dict:
+    """Wall time against the ideal (the trials' own time / concurrency), two ways: the trials'
+    time as Ray counts it (``time_this_iter_s``: with their set-up and checkpoints) and their
+    work alone (train + eval, the ``time_*_s`` a trial reports; 0 for trivial trials)."""
+    slots, trials = cfg.resources.max_concurrent, cfg.num_trials
     trial_s = table["time_this_iter_s"].sum()
-    ideal = trial_s / cfg.resources.max_concurrent
+    work_s = table.reindex(columns=WORK_TIMES, fill_value=0.0).sum().sum()
+    ideal, ideal_work = trial_s / slots, work_s / slots
     return {
         "sweep": label,
-        "trials": cfg.num_trials,
+        "trials": trials,
         "wall_s": wall,
         "sum_trial_s": trial_s,
-        "ideal_wall_s": ideal,
         "wall/ideal": wall / ideal,
-        "overhead_per_trial_s": (wall - ideal) * cfg.resources.max_concurrent / cfg.num_trials,
+        "s/trial beyond trial": (wall - ideal) * slots / trials,
+        "sum_work_s": work_s,
+        "wall/ideal_work": wall / ideal_work if work_s else float("nan"),
+        "s/trial beyond work": (wall - ideal_work) * slots / trials,
     }
 
 
@@ -120,26 +132,35 @@ def driver_profile(profile: cProfile.Profile) -> dict[str, float]:
 
 
 def trial_profile(table: pd.DataFrame) -> dict[str, float]:
-    """Seconds inside the trials' own time: set-up before epoch 1 and checkpoint + report."""
-    work = table[["time_data_s", "time_step_s", "time_eval_s"]].sum(axis=1)
+    """Seconds inside the trials' own time: set-up before epoch 1, checkpoint + report, and
+    the work itself (training, evaluation)."""
+    work = table[WORK_TIMES].sum(axis=1)
     rest = table["time_this_iter_s"] - work
     first = table["epoch"] == table.groupby("trial_id")["epoch"].transform("min")
     return {
         "in trials: set-up before epoch 1 (data, tokenizer, model)": rest[first].sum(),
         "in trials: checkpoint + report, later epochs": rest[~first].sum(),
-        "in trials: train + eval (the work itself)": work.sum(),
+        "in trials: training (the work)": table[["time_data_s", "time_step_s"]].sum().sum(),
+        "in trials: evaluation (the work)": table["time_eval_s"].sum(),
     }
 
 
 def trivial_trial(config: dict, base: dict) -> None:
-    """A trial without training: ``max_epochs`` reports of a made-up r_mean, each with a
-    checkpoint, as :func:`study.trainable.train_clip` reports."""
+    """A trial without training: ``max_epochs`` reports of a made-up r_mean, with a
+    checkpoint where the trial config says (the rungs and the last epoch), as
+    :func:`study.trainable.train_clip` reports."""
     from ray import tune
 
-    for epoch in range(1, base["epochs"] + 1):
+    # TrialConfig.checkpoints_after, without importing torch into the trials' own time
+    epochs = base["epochs"]
+    checkpointed = {*(base["checkpoint_epochs"] or range(1, epochs + 1)), epochs}
+    for epoch in range(1, epochs + 1):
+        metrics = {"epoch": epoch, "r_mean": 100 * config["lr"] * epoch, "train_loss": 1.0}
+        if epoch not in checkpointed:
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "state.txt").write_text(str(epoch))
-            metrics = {"epoch": epoch, "r_mean": 100 * config["lr"] * epoch, "train_loss": 1.0}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -215,7 +236,14 @@ def main() -> None:
             if reuse:
                 items = {"Ray start (once per sweep)": ray_start, **driver_profile(profile)}
                 items |= trial_profile(table)
-                items["wall - ideal (all overhead, 2 slots)"] = wall - rows[0]["ideal_wall_s"]
+                slots = cfg.resources.max_concurrent
+                items[f"wall - ideal ({slots} slots; ideal = trials' own time / slots)"] = (
+                    wall - table["time_this_iter_s"].sum() / slots
+                )
+        on, off = rows[0], rows[1]
+        items["actor start per trial (reuse off - on, per trial)"] = (
+            off["s/trial beyond trial"] - on["s/trial beyond trial"]
+        )
         if not args.no_growth:
             rows += growth_rows(data, runs)
         searcher_rows = searcher_growth(data, runs)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from search_spaces import SearchSpace
 from search_spaces.knobs import OverrideError
 from study.errors import UsageError
@@ -42,6 +44,8 @@ SEARCHED_TRIAL_FIELDS = (
     "loss_params",
     "epochs",
 )
+# set by the harness (from [scheduler], by the driver's image cache); never in [trial]
+HARNESS_TRIAL_FIELDS = ("checkpoint_epochs", "image_cache")
 MOVED_TO_SEARCH = {"momentum": "optimizer_momentum"}  # old [trial] key -> its searched name
 
 
@@ -82,6 +86,14 @@ class SchedulerSection:
             raise ValueError(
                 f"scheduler.reduction_factor must be >= 2, got {self.reduction_factor}"
             )
+
+    @property
+    def rung_epochs(self) -> tuple[int, ...]:
+        """The epochs where ASHA may stop a trial: its rungs grace_period * reduction_factor**k
+        (as Ray's ASHA counts them) up to max_epochs, and max_epochs, where every trial ends."""
+        ratio = np.log(self.max_epochs / self.grace_period) / np.log(self.reduction_factor)
+        rungs = (self.grace_period * self.reduction_factor**k for k in range(int(ratio + 1)))
+        return tuple(sorted({*(r for r in rungs if r <= self.max_epochs), self.max_epochs}))
 
 
 @dataclass(frozen=True)
@@ -331,7 +343,14 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
             f"[search] {MOVED_TO_SEARCH.get(searched[0], searched[0])} = ... instead"
         )
     trial = _build(
-        TrialConfig, "trial", trial_values, data=data, model=model, epochs=scheduler.max_epochs
+        TrialConfig,
+        "trial",
+        trial_values,
+        data=data,
+        model=model,
+        epochs=scheduler.max_epochs,
+        checkpoint_epochs=scheduler.rung_epochs,  # a trial needs a checkpoint where it stops
+        image_cache="",  # the sweep's driver sets it (study.runner)
     )
     sampler = _build(SamplerSection, "sampler", raw.get("sampler", {}))
     search = dict(raw.get("search", {}))
@@ -412,7 +431,11 @@ def to_toml(cfg: StudyConfig) -> str:
         "storage": dataclasses.asdict(cfg.storage),
         "data": trial.pop("data"),
         "model": trial.pop("model"),
-        "trial": {k: v for k, v in trial.items() if k not in SEARCHED_TRIAL_FIELDS},
+        "trial": {
+            k: v
+            for k, v in trial.items()
+            if k not in (*SEARCHED_TRIAL_FIELDS, *HARNESS_TRIAL_FIELDS)
+        },
         "sampler": dataclasses.asdict(cfg.sampler),
         "search": dict(cfg.search),
     }

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig
-from study.data_cache import prepare_data
+from study.data_cache import prepare_data, with_image_cache
 from study.errors import UsageError
 from study.preflight import run_preflight
 from study.ray_session import (
@@ -187,7 +187,8 @@ def run_confirmation(
     check_data(cfg)
     if not address:  # a cluster's resources are checked by the preflight
         check_local_resources(cfg)
-    prepare_data(cfg)  # the sweep's image cache, reused (or rebuilt if the data changed)
+    # the sweep's image cache, reused (or rebuilt if the data changed)
+    cfg = with_image_cache(cfg, prepare_data(cfg))
     start_ray(address)
     if address:
         run_preflight(cfg)

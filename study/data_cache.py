@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -22,3 +23,12 @@ def prepare_data(cfg: StudyConfig) -> Path:
     done = f"decoded in {time.perf_counter() - start:.1f} s" if built else "reused"
     print(f"image cache: {directory} ({done})")
     return directory
+
+
+def with_image_cache(cfg: StudyConfig, directory: Path) -> StudyConfig:
+    """``cfg`` whose trials open the image cache in ``directory`` (the driver's, from
+    :func:`prepare_data`) without reading and fingerprinting the data files again; a trial on a
+    machine without that directory finds or builds its own (:mod:`trainables.trial_data`)."""
+    return dataclasses.replace(
+        cfg, trial=dataclasses.replace(cfg.trial, image_cache=str(directory))
+    )

@@ -18,7 +18,7 @@ import optuna
 
 from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig, to_toml
-from study.data_cache import prepare_data
+from study.data_cache import prepare_data, with_image_cache
 from study.errors import UsageError
 from study.optuna_bridge import (
     FailureRecorder,
@@ -40,7 +40,7 @@ from study.ray_session import (
 )
 from study.results import SweepSummary, summarize, trials_table, write_trials
 from study.samplers import build_sampler
-from study.storage import open_storage
+from study.storage import open_sweep_storage
 from study.studies import cell_study_name, load_cell_studies, overview_study
 
 EXPERIMENT = "sweep"
@@ -53,15 +53,14 @@ class SweepOutcome:
     interrupted: bool
 
 
-def _storage(cfg: StudyConfig) -> optuna.storages.BaseStorage:
-    return open_storage(cfg.storage_url)
-
-
-def build_searcher(cfg: StudyConfig) -> PerCellSearch:
-    """One TruthfulOptunaSearch per cell, each over its own study ``run/loss/optimizer`` with
-    its own sampler of the study file's ``[sampler]`` kind (:mod:`study.samplers`)."""
+def build_searcher(
+    cfg: StudyConfig, storage: optuna.storages.BaseStorage | None = None
+) -> PerCellSearch:
+    """One TruthfulOptunaSearch per cell, each over its own study ``run/loss/optimizer`` in
+    ``storage`` (default: the study's, opened for the sweep) with its own sampler of the study
+    file's ``[sampler]`` kind (:mod:`study.samplers`)."""
     metric, mode = cfg.study.metric, cfg.study.mode
-    storage = _storage(cfg)
+    storage = storage or open_sweep_storage(cfg.storage_url)
     searchers = {
         cell: TruthfulOptunaSearch(
             space=cfg.space.for_cell(cell),
@@ -91,11 +90,11 @@ def build_scheduler(cfg: StudyConfig) -> PerCellASHA:
     )
 
 
-def _describe_run(cfg: StudyConfig) -> None:
+def _describe_run(cfg: StudyConfig, storage: optuna.storages.BaseStorage) -> None:
     """The overview study's note: what the run is, until the report replaces it."""
     from optuna_dashboard import save_note
 
-    overview = overview_study(_storage(cfg), cfg.study.name, cfg.study.mode)
+    overview = overview_study(storage, cfg.study.name, cfg.study.mode)
     studies = "\n".join(f"- `{cell_study_name(cfg.study.name, c)}`" for c in cfg.cells)
     save_note(
         overview,
@@ -108,8 +107,9 @@ def _describe_run(cfg: StudyConfig) -> None:
     )
 
 
-def _tuner(cfg: StudyConfig, resume: bool):
-    """The sweep's Tuner: restored when resuming, else per-cell search and ASHA."""
+def _tuner(cfg: StudyConfig, resume: bool, storage: optuna.storages.BaseStorage):
+    """The sweep's Tuner: restored when resuming, else per-cell search (over ``storage``)
+    and ASHA."""
     from study.trainable import train_clip
 
     if resume:
@@ -122,7 +122,7 @@ def _tuner(cfg: StudyConfig, resume: bool):
             FailureRecorder(cfg.storage_url, cfg.study.name),
             ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
         ],
-        search_alg=build_searcher(cfg),
+        search_alg=build_searcher(cfg, storage),
         scheduler=build_scheduler(cfg),
         num_samples=cfg.num_trials,
         trial_dirname_creator=trial_dirname,
@@ -159,7 +159,7 @@ def run_sweep(
     if not address:  # a cluster's resources are checked by the preflight
         check_local_resources(cfg)
     check_run_dir(cfg, resume)
-    prepare_data(cfg)  # decode every image once; the trials memory-map the cache
+    cfg = with_image_cache(cfg, prepare_data(cfg))  # decode once; the trials memory-map it
     start_ray(address)
     if not resume:
         cfg.run_dir.mkdir(parents=True)
@@ -167,15 +167,15 @@ def run_sweep(
     try:
         if address:
             run_preflight(cfg)
-        tuner = _tuner(cfg, resume)
+        storage = open_sweep_storage(cfg.storage_url)  # opened once, for all the sweep
+        tuner = _tuner(cfg, resume, storage)
         if not resume:
-            _describe_run(cfg)
+            _describe_run(cfg, storage)
     except Exception:
         if not resume:
             shutil.rmtree(cfg.run_dir, ignore_errors=True)
         raise
     results = tuner.fit()
-    storage = _storage(cfg)
     studies = load_cell_studies(storage, cfg.study.name)
     stopped = interrupted(results, cfg.num_trials)
     if not stopped:

@@ -5,20 +5,40 @@ directory), any SQLAlchemy URL (``postgresql://...`` for many writers on a clust
 ``journal:PATH`` for an Optuna journal file (for example on NFS). ``[storage] checkpoints``
 is a pyarrow filesystem URI (``s3://bucket/prefix``) or an absolute path: Ray Tune's
 storage path, opened here with the same pyarrow filesystems Ray uses.
+
+A sweep opens its SQLite file with :func:`open_sweep_storage`: write-ahead logging
+(``journal_mode=WAL``, persistent in the file, so readers such as optuna-dashboard never block
+the sweep's writes) and ``synchronous=NORMAL`` (a commit is an append to ``optuna.db-wal``
+without an fsync: safe when the driver is killed, only an OS crash can lose the last commits),
+which saves about a third of the time a trial's ask, reports and tell spend in SQLite (the
+rest is SQLAlchemy's own work). WAL needs every connection on one machine (no network
+filesystem); the sweep's driver is the only writer. While a sweep runs, its last commits may
+be in ``optuna.db-wal`` only: copy the ``optuna.db*`` files together, or after the sweep
+(its last connection folds them back into ``optuna.db``).
+
+A new SQLite file appears whole: the sweep creates it (tables, version rows, WAL mode) under a
+temporary name and links it into place. Opening an ``RDBStorage`` on a file without Optuna's
+version rows writes them, so a reader (the dashboard, a test polling the file) that opened a
+half-created file would write into it, fail itself (StorageInternalError), or make the sweep's
+own creation fail (``UNIQUE constraint failed: alembic_version.version_num``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
 import pyarrow.fs
+import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from study.errors import UsageError
 
 JOURNAL_PREFIX = "journal:"
+SQLITE_PREFIX = "sqlite:"
+SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another connection's lock
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -30,6 +50,58 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith(JOURNAL_PREFIX):
         return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
     return RDBStorage(url)
+
+
+def open_sweep_storage(url: str) -> optuna.storages.BaseStorage:
+    """:func:`open_storage` for the sweep's own writes: an SQLite ``url`` opens as
+    :class:`WALSQLiteStorage`; other URLs as :func:`open_storage` opens them."""
+    return WALSQLiteStorage(url) if url.startswith(SQLITE_PREFIX) else open_storage(url)
+
+
+class WALSQLiteStorage(RDBStorage):
+    """An SQLite ``RDBStorage`` whose connections use write-ahead logging, commit with
+    ``synchronous=NORMAL`` and wait up to :data:`SQLITE_BUSY_TIMEOUT_S` for a lock (see the
+    module docstring); also once unpickled (a restored searcher's storage)."""
+
+    def __init__(self, url: str) -> None:
+        _create_whole(url)
+        super().__init__(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+        self._tune_connections()
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._tune_connections()
+
+    def _tune_connections(self) -> None:
+        sqlalchemy.event.listen(self.engine, "connect", _wal_pragmas)
+        self.engine.dispose()  # the connections that created the tables lack the pragmas
+
+
+def _create_whole(url: str) -> None:
+    """Unless it exists, create the SQLite file of ``url`` with Optuna's tables and version
+    rows in WAL mode under a temporary name, then link it into place (module docstring)."""
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:" or Path(database).exists():
+        return
+    path = Path(database)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        storage = RDBStorage(f"sqlite:///{partial}")
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        storage.engine.dispose()  # the last connection folds the log into the file
+        os.link(partial, path)  # FileExistsError if another process created it meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _wal_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def existing_storage_url(configured: str, run_dir: Path) -> str:

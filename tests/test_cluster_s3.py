@@ -51,11 +51,13 @@ def killed(s3, tiny_dataset, tmp_path_factory):
     ray_tmpdir = _stale_ray_tmpdir()
     env = ray_env(ray_tmpdir)
     started = time.monotonic()
-    driver = clipstudy(
-        "sweep", str(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = tmp / "driver.log"
+    with log.open("w") as output:
+        driver = clipstudy("sweep", str(config), env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        assert _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
+        finished = _wait_for(lambda: _finished_trials(run_dir) >= 1, timeout_s=240)
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+        assert finished, f"no trial finished in 240 s (driver exit {driver.poll()}):\n{tail}"
         first_trial_s = time.monotonic() - started
         ray_processes = _ray_processes(ray_tmpdir)
         driver.send_signal(signal.SIGKILL)

@@ -8,10 +8,12 @@ leaving RUNNING any trial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +22,6 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from study.cli import run
@@ -239,14 +240,22 @@ def _interrupt(argv: list[str], ready) -> None:
         process.kill()
 
 
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")  # as Optuna's trials table spells them
+
+
 def _finished_trials(run_dir: Path) -> int:
-    """Finished trials of the run's study, read while the sweep process may still be creating
-    the database (so: no table creation here, and "not there yet" counts as 0)."""
-    if not (run_dir / "optuna.db").exists():
+    """Finished trials of the run's studies, polled while the sweep process may still be
+    creating the database: one query on a read-only connection, closed at once ("not there
+    yet" counts as 0). Not an ``RDBStorage``: opening one writes its version rows into a
+    database that has none yet, and raises StorageInternalError on a half-created one."""
+    path = run_dir / "optuna.db"
+    if not path.exists():
         return 0
+    query = f"SELECT count(*) FROM trials WHERE state IN {FINISHED_STATES}"
     try:
-        return sum(t.state.is_finished() for t in trials_of(run_dir))
-    except (KeyError, sqlalchemy.exc.SQLAlchemyError):
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute(query).fetchone()[0]
+    except sqlite3.Error:
         return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -53,12 +54,16 @@ def tiny_config(data_dir: Path, **overrides) -> TrialConfig:
 
 def run(cfg: TrialConfig, *, keep_dir: Path | None = None, resume_from: Path | None = None):
     """Run ``cfg`` and return its reported metrics; with ``keep_dir``, copy the checkpoint of
-    epoch e to ``keep_dir / f"epoch{e}"`` (the reported directory is temporary)."""
+    epoch e to ``keep_dir / f"epoch{e}"`` (the reported directory is temporary). Every epoch
+    ``cfg.checkpoints_after`` must come with a checkpoint, the others without."""
     reported: list[dict[str, float]] = []
 
-    def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
-        assert (checkpoint_dir / STATE_FILE).is_file()
+    def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         reported.append(dict(metrics))
+        assert (checkpoint_dir is not None) == cfg.checkpoints_after(int(metrics["epoch"]))
+        if checkpoint_dir is None:
+            return
+        assert (checkpoint_dir / STATE_FILE).is_file()
         if keep_dir is not None:
             shutil.copytree(checkpoint_dir, keep_dir / f"epoch{metrics['epoch']}")
 
@@ -163,6 +168,20 @@ def test_resume_from_final_checkpoint_reports_nothing(two_epoch_run):
     if cfg.loss != "clip":
         pytest.skip("one loss suffices")
     assert run(cfg, resume_from=keep / f"epoch{cfg.epochs}") == []
+
+
+def test_checkpoints_only_at_the_checkpoint_epochs_and_resume_reproduces(tiny_dataset, tmp_path):
+    """With checkpoint_epochs (2, 4) of 4 epochs, only epochs 2 and 4 report a checkpoint;
+    resumed from epoch 2, epochs 3 and 4 come out bit for bit as uninterrupted. With dropout
+    on, that needs the RNG state of the epoch-2 checkpoint (epoch 3 has none)."""
+    dropout_model = dataclasses.replace(TINY_MODEL, dropout=0.2)
+    cfg = tiny_config(tiny_dataset, epochs=4, checkpoint_epochs=(2, 4), model=dropout_model)
+    reported = run(cfg, keep_dir=tmp_path)
+    assert [m["epoch"] for m in reported] == [1, 2, 3, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch2", "epoch4"]
+    resumed = run(cfg, resume_from=tmp_path / "epoch2")
+    assert [m["epoch"] for m in resumed] == [3, 4]
+    assert [without_timings(m) for m in resumed] == [without_timings(m) for m in reported[2:]]
 
 
 # --- unreadable train images -----------------------------------------------------------------

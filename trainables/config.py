@@ -115,8 +115,21 @@ class TrialConfig:
     precision: str = "fp32"  # towers under autocast: "fp32" (off), "bf16" or "fp16"
     compile: bool = False  # torch.compile the towers (worth it on a GPU, for long trials)
     loss_form: str = "full"  # data-parallel: every rank the "full" matrix, or its "local" rows
+    # the epochs that end with a checkpoint, and always the last; () = every epoch (a sweep
+    # passes its ASHA rungs: a trial can only be stopped there)
+    checkpoint_epochs: tuple[int, ...] = ()
+    # the image cache directory the sweep's driver prepared; "" (or not on this machine): the
+    # trial finds, or builds, the cache of ``data`` itself (trainables.trial_data)
+    image_cache: str = ""
 
     def __post_init__(self) -> None:
+        epochs = tuple(self.checkpoint_epochs)  # from_dict and a TOML table give a list
+        object.__setattr__(self, "checkpoint_epochs", epochs)
+        counts = all(isinstance(e, int) and e >= 1 for e in epochs)
+        if not counts or list(epochs) != sorted(set(epochs)):
+            raise ValueError(
+                f"trial.checkpoint_epochs must be increasing epoch counts >= 1, got {epochs!r}"
+            )
         if self.view_mode not in VIEW_MODES:
             raise ValueError(
                 f"trial.view_mode must be one of {', '.join(VIEW_MODES)}, got {self.view_mode!r}"
@@ -157,6 +170,14 @@ class TrialConfig:
         if "embed_dim" in loss_defaults(self.loss):
             kwargs.setdefault("embed_dim", self.model.embed_dim)
         return kwargs
+
+    def checkpoints_after(self, epochs_done: int) -> bool:
+        """Whether the trial writes a checkpoint after ``epochs_done`` completed epochs."""
+        return (
+            not self.checkpoint_epochs
+            or epochs_done in self.checkpoint_epochs
+            or epochs_done == self.epochs
+        )
 
     def torch_device(self) -> torch.device:
         """The device to train on: ``device``, with auto = cuda if one is visible."""

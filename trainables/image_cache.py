@@ -226,7 +226,7 @@ def prepare_image_cache(paths: DataPaths, image_size: int) -> tuple[Path, bool]:
     sources = _read_sources(paths)
     root = paths.path("cache_dir")
     directory = root / fingerprint(paths, image_size, sources)
-    if (directory / "meta.json").is_file():
+    if cache_is_complete(directory):
         return directory, False
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{directory.name[:16]}-", dir=root))
@@ -234,11 +234,16 @@ def prepare_image_cache(paths: DataPaths, image_size: int) -> tuple[Path, bool]:
         _build(sources, image_size, partial)
         os.rename(partial, directory)
     except OSError:
-        if not (directory / "meta.json").is_file():  # not another builder winning the race
+        if not cache_is_complete(directory):  # not another builder winning the race
             raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return directory, True
+
+
+def cache_is_complete(directory: Path) -> bool:
+    """Whether ``directory`` holds a whole cache (its meta.json is written last)."""
+    return (directory / "meta.json").is_file()
 
 
 def _pixels(path: Path, count: int, image_size: int) -> np.ndarray:

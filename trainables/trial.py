@@ -1,8 +1,10 @@
 """One trial: train a bimodal model with one loss and one optimizer, evaluate every epoch.
 
 The trial knows nothing about Ray. It calls ``report(metrics, checkpoint_dir)`` after every
-epoch, where ``checkpoint_dir`` holds a checkpoint of that epoch (valid only during the call),
-and it resumes from ``resume_from`` when given. The same config and seed give the same metrics.
+epoch, where ``checkpoint_dir`` holds a checkpoint of that epoch (valid only during the call)
+when ``cfg.checkpoints_after`` that epoch and is None otherwise, and it resumes from
+``resume_from`` when given (the epochs after that checkpoint run again, with the same
+metrics). The same config and seed give the same metrics.
 In a data-parallel trial (:mod:`trainables.distributed`) every rank runs this code on its share
 of each global batch; rank 0 evaluates and writes the checkpoint, the other ranks report their
 train metrics with ``checkpoint_dir = None``, and every rank resumes from the same checkpoint.
@@ -237,5 +239,8 @@ def run_trial(cfg: TrialConfig, report: EpochReporter, resume_from: Path | None 
         start = time.perf_counter()
         metrics.update(evaluate(state.model, data, cfg.eval_batch_size, state.precision))
         metrics["time_eval_s"] = time.perf_counter() - start
+        if not cfg.checkpoints_after(epoch + 1):
+            report(metrics, None)
+            continue
         with tempfile.TemporaryDirectory(prefix="clipstudy-ckpt-") as tmp:
             report(metrics, save_checkpoint(Path(tmp), state, epoch + 1))

@@ -1,15 +1,25 @@
 """Everything a trial reads: train pairs, retrieval set, zero-shot set (all from the image
-cache of :mod:`trainables.image_cache`) and the tokenizer."""
+cache of :mod:`trainables.image_cache`) and the tokenizer.
+
+Loaded once per process: the trials a Ray worker runs one after another (actor reuse) share
+the last :class:`TrialData` while they read the same cache directory with the same tokenizer
+(they only read it). The directory is the one the sweep's driver prepared
+(``TrialConfig.image_cache``) when it exists here, else the cache of ``data`` as
+:func:`~trainables.image_cache.prepare_image_cache` finds or builds it; its name is a
+fingerprint of every data file's size and mtime, so changed data is never served stale.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from trainables.config import TrialConfig
 from trainables.data import ImageList, TrainPairs, ZeroShotSpec, pre_caption, retrieval_targets
-from trainables.image_cache import open_image_cache
+from trainables.image_cache import cache_is_complete, load_image_cache, prepare_image_cache
 from trainables.tokenizer import CaptionTokenizer, trial_tokenizer
 
 
@@ -47,13 +57,23 @@ def tokenize_all(
 
 def load_trial_data(cfg: TrialConfig) -> TrialData:
     """The datasets of ``cfg.data`` at ``cfg.image_size`` from the image cache (built first when
-    the driver has not built it); raises DataError on bad input."""
-    cache = open_image_cache(cfg.data, cfg.image_size)
+    the driver has not built it), reused from this process's last trial when it read the same
+    (module docstring); raises DataError on bad input."""
+    directory = Path(cfg.image_cache) if cfg.image_cache else None
+    if directory is None or not cache_is_complete(directory):
+        directory, _ = prepare_image_cache(cfg.data, cfg.image_size)
+    return _load(directory, cfg.model.text, cfg.max_length)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(directory: Path, text_tower: str, max_length: int) -> TrialData:
+    """The datasets of the image cache in ``directory`` with the tokenizer of ``text_tower``."""
+    cache = load_image_cache(directory)
     texts, txt2img, img2txt = retrieval_targets(cache.retrieval_records)
 
     # The tokenizer: a pretrained text tower's own, else word-level over the vocabulary of every
     # caption, paraphrase and prompt (built once into the cache: no trial rescans the captions).
-    tokenizer = trial_tokenizer(cfg.model.text, cache.vocabulary, max_length=cfg.max_length)
+    tokenizer = trial_tokenizer(text_tower, cache.vocabulary, max_length=max_length)
 
     captions = tokenize_all(tokenizer, [pre_caption(r.caption) for r in cache.train_records])
     return TrialData(
