@@ -9,13 +9,16 @@ its start and, once it is finished (COMPLETE, PRUNED or FAIL), ``epochs_complete
 ``fail_reason`` for failures). Every storage write is a round-trip (an SQLite commit), so a
 running trial's progress is its intermediate values alone: one write per epoch.
 
-After a kill -9 of the driver, Ray's last experiment snapshot may predate the newest Optuna
-trials: those asked in the seconds before the kill stay RUNNING with no Ray trial, and the
-restored searcher would ask new ones for the same budget. :meth:`requeue_lost_trials` puts them
-back to WAITING on restore, so Optuna's next ``ask`` hands them out again (same number, same
-parameters: Optuna reuses a parameter a trial already has). A trial that finished after that
-snapshot is run again by Ray; :meth:`skip_trials_finished_since_snapshot` keeps its rerun from
-writing to the finished Optuna trial.
+After a kill -9 of the driver, three records of the sweep can be from different moments:
+Ray's experiment snapshot (which trials exist), the searcher's snapshot (which Optuna trial
+each runs) and the Optuna study (written at once). Ray writes both snapshots together but
+uploads them to remote storage as separate files, so either may be the newer one. The study
+is the ledger: every asked trial carries its ``ray_trial_id``. On resume,
+:func:`requeue_lost_trials` sets back to WAITING every RUNNING trial whose Ray trial is not in
+Ray's snapshot (Optuna's next ``ask`` hands it out again: same number, same parameters), and
+:meth:`TruthfulOptunaSearch.adopt_stored_trials` rebuilds the searcher's map from the study.
+A trial that finished after Ray's snapshot is run again by Ray; its rerun does not write to
+the finished Optuna trial.
 
 Ray tells the searcher about an error before the error's text is at hand, so failures are
 told by :class:`FailureRecorder`, a Tune callback that runs right after, with the reason.
@@ -23,6 +26,7 @@ told by :class:`FailureRecorder`, a Tune callback that runs right after, with th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import optuna
@@ -30,7 +34,7 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
-from study.ray_optuna_adapter import asked_trial, asked_trials
+from study.ray_optuna_adapter import asked_study, asked_trial, asked_trials, set_asked_trials
 from study.storage import open_storage
 from study.studies import load_cell_studies
 
@@ -76,40 +80,32 @@ class TruthfulOptunaSearch(OptunaSearch):
             return None
         return storage, storage.get_study_id_from_name(name)
 
-    def requeue_lost_trials(self) -> int:
-        """Set WAITING every RUNNING trial of the study that no Ray trial of this (restored)
-        searcher was asked for; returns how many."""
-        if (stored := self._stored_study()) is None:
-            return 0
+    def adopt_stored_trials(self) -> list[str]:
+        """Rebuild from the study which Optuna trial each Ray trial runs (its ``ray_trial_id``),
+        leaving out WAITING ones (requeued by :func:`requeue_lost_trials`); a rerun of a
+        finished trial writes nothing, a running trial's reported epochs are not reported
+        again. Returns the Ray trial ids, in Optuna's order."""
+        if (stored := self._stored_study()) is None:  # a pickle from before the ledger
+            return list(asked_trials(self))
         storage, study_id = stored
-        asked = {trial.number for trial in asked_trials(self).values()}
-        lost = [
-            trial.number
+        study = asked_study(self)
+        owned = [
+            (trial.user_attrs["ray_trial_id"], trial)
             for trial in storage.get_all_trials(study_id, deepcopy=False)
-            if trial.state == TrialState.RUNNING and trial.number not in asked
+            if "ray_trial_id" in trial.user_attrs and trial.state != TrialState.WAITING
         ]
-        for number in lost:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-            storage.set_trial_state_values(trial_id, state=TrialState.WAITING)
-        return len(lost)
-
-    def skip_trials_finished_since_snapshot(self) -> int:
-        """Count as handled every Ray trial of this (restored) searcher whose Optuna trial is
-        already finished: it ended after Ray's last snapshot, so the resumed sweep runs it
-        again, and its rerun must not write to the finished trial; returns how many."""
-        if (stored := self._stored_study()) is None:
-            return 0
-        storage, study_id = stored
-        finished = {
-            trial.number
-            for trial in storage.get_all_trials(study_id, deepcopy=False)
-            if trial.state.is_finished()
-        }
-        again = {
-            ray_id for ray_id, trial in asked_trials(self).items() if trial.number in finished
-        } - self._finished
-        self._finished |= again
-        return len(again)
+        set_asked_trials(
+            self,
+            {
+                ray_id: optuna.trial.Trial(
+                    study, storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                )
+                for ray_id, t in owned
+            },
+        )
+        self._finished = {ray_id for ray_id, t in owned if t.state.is_finished()}
+        self._reported_steps = {ray_id: set(t.intermediate_values) for ray_id, t in owned}
+        return [ray_id for ray_id, _ in owned]
 
     def _record(self, trial_id: str, result: dict) -> None:
         """Report ``result``'s metric at step ``epoch`` once."""
@@ -161,6 +157,24 @@ class FailureRecorder(Callback):
                 if frozen.user_attrs.get("ray_trial_id") == trial.trial_id:
                     reason = failure_reason(Path(trial.error_file)) if trial.error_file else None
                     fail_trial(storage, study, frozen, reason or "the trial raised an error")
+
+
+def requeue_lost_trials(
+    storage: optuna.storages.BaseStorage, run: str, snapshot_trial_ids: Collection[str]
+) -> int:
+    """Set WAITING every RUNNING trial of run ``run``'s cell studies whose Ray trial is not in
+    ``snapshot_trial_ids`` (the trials of the Ray snapshot a resumed sweep starts from): no
+    Ray trial will finish it, and the next ``ask`` in its study hands it out again. Returns
+    how many."""
+    lost = 0
+    for study in load_cell_studies(storage, run).values():
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("ray_trial_id") not in snapshot_trial_ids:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                storage.set_trial_state_values(trial_id, state=TrialState.WAITING)
+                lost += 1
+    return lost
 
 
 def fail_orphans(storage: optuna.storages.BaseStorage, study: optuna.Study, reason: str) -> int:

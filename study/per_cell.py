@@ -123,15 +123,14 @@ class PerCellSearch(Searcher):
             pickle.dump(self.__dict__, file)
 
     def restore(self, checkpoint_path: str) -> None:
-        """The state :meth:`save` wrote; Optuna trials asked after it (lost with a killed
-        driver) are handed out again rather than asked anew, and trials that finished after
-        it are not told again when Ray reruns them."""
+        """The state :meth:`save` wrote, with each cell's trials taken from its study, which
+        is newer than any snapshot (:meth:`TruthfulOptunaSearch.adopt_stored_trials`)."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
-        for searcher in self.searchers.values():
+        for cell, searcher in self.searchers.items():
             if isinstance(searcher, TruthfulOptunaSearch):
-                searcher.requeue_lost_trials()
-                searcher.skip_trials_finished_since_snapshot()
+                self.cell_of_trial = {t: c for t, c in self.cell_of_trial.items() if c != cell}
+                self.cell_of_trial.update(dict.fromkeys(searcher.adopt_stored_trials(), cell))
 
 
 class PerCellASHA(FIFOScheduler):

@@ -84,6 +84,14 @@ def can_restore(cfg: StudyConfig, experiment: str) -> bool:
     return tune.Tuner.can_restore(experiment_dir(cfg, experiment))
 
 
+def snapshot_trial_ids(cfg: StudyConfig, experiment: str) -> set[str]:
+    """The Ray trial ids in the newest snapshot of experiment ``experiment`` of the run: the
+    trials a resumed sweep knows (and reruns, when unfinished)."""
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id for trial in ExperimentAnalysis(experiment_dir(cfg, experiment)).trials}
+
+
 def ray_trainable(cfg: StudyConfig, function: TrainFunction):
     """``function(config, base)`` with the study's base trial config and resources.
 

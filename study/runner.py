@@ -24,6 +24,7 @@ from study.optuna_bridge import (
     FailureRecorder,
     TruthfulOptunaSearch,
     fail_orphans,
+    requeue_lost_trials,
     trial_dirname,
 )
 from study.per_cell import PerCellASHA, PerCellSearch
@@ -36,6 +37,7 @@ from study.ray_session import (
     interrupted,
     new_tuner,
     restored_tuner,
+    snapshot_trial_ids,
     start_ray,
 )
 from study.results import SweepSummary, summarize, trials_table, write_trials
@@ -113,7 +115,9 @@ def _tuner(cfg: StudyConfig, resume: bool, storage: optuna.storages.BaseStorage)
     from study.trainable import train_clip
 
     if resume:
-        return restored_tuner(cfg, EXPERIMENT, train_clip)
+        tuner = restored_tuner(cfg, EXPERIMENT, train_clip)
+        requeue_lost_trials(storage, cfg.study.name, snapshot_trial_ids(cfg, EXPERIMENT))
+        return tuner
     return new_tuner(
         cfg,
         EXPERIMENT,

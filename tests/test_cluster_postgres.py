@@ -68,7 +68,11 @@ def test_interrupted_sweep_resumes_in_postgres_and_the_dashboard_reads_it(
     config = write_sweep_config(tmp_path, tiny_dataset, name=NAME, trials_per_cell=2)
     config.write_text(config.read_text() + f'\n[storage]\noptuna = "{postgres_url}"\n')
     run_dir = tmp_path / "runs" / NAME
-    _interrupt(["sweep", str(config)], ready=lambda: _finished(postgres_url) >= 1)
+    _interrupt(
+        ["sweep", str(config)],
+        ready=lambda: _finished(postgres_url) >= 1,
+        log=tmp_path / "sweep.log",
+    )
     assert 1 <= _finished(postgres_url) < 4
 
     assert run(["sweep", str(run_dir), "--resume"]) == 0

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from trainables.config import TRAIN_FORMATS, DataPaths, TrialConfig
 from trainables.data import CLIP_MEAN, CLIP_STD, DataError, collate_pairs, normalise
-from trainables.image_cache import open_image_cache, prepare_image_cache
+from trainables.image_cache import ImageCache, load_image_cache, prepare_image_cache
 from trainables.model_config import ModelConfig
 from trainables.synth import write_synthetic_dataset
 from trainables.tokenizer import CaptionTokenizer
@@ -51,6 +51,11 @@ def paths(root: Path, shards: str, fmt: str, **more) -> DataPaths:
 def config(data: DataPaths, **more) -> TrialConfig:
     values = {"model": TINY_MODEL, "epochs": 1, "batch_size": 8, "eval_batch_size": 64}
     return TrialConfig(data=data, **(values | more))
+
+
+def _built_cache(data: DataPaths, image_size: int) -> ImageCache:
+    """The image cache of ``data``, built as the sweep's driver builds it."""
+    return load_image_cache(prepare_image_cache(data, image_size)[0])
 
 
 def batches(cfg: TrialConfig) -> list[dict]:
@@ -140,7 +145,7 @@ def test_the_cache_is_built_once_and_rebuilt_when_a_source_changes(tmp_path):
 
 
 def test_the_cached_vocabulary_gives_the_tokenizer_of_every_text(tiny_dataset):
-    cache = open_image_cache(DataPaths(str(tiny_dataset)), 32)
+    cache = _built_cache(DataPaths(str(tiny_dataset)), 32)
     spec = cache.zeroshot
     texts = [
         *(t for r in cache.train_records for t in (r.caption, *r.paraphrases)),
@@ -160,9 +165,7 @@ def test_a_shard_sample_without_image_is_an_unreadable_pair(tmp_path):
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     write_synthetic_dataset(tmp_path / "d", n_train=4, n_retrieval=4, zeroshot_per_class=1)
-    cache = open_image_cache(
-        DataPaths(str(tmp_path / "d"), "webdataset", train_shards=str(shard)), 32
-    )
+    cache = _built_cache(DataPaths(str(tmp_path / "d"), "webdataset", train_shards=str(shard)), 32)
     assert [r.caption for r in cache.train_records] == ["no image here", "nor here"]
     assert cache.train_readable.tolist() == [False, False]
 
@@ -180,7 +183,7 @@ def test_missing_shards_are_named(tmp_path):
     write_synthetic_dataset(tmp_path / "d", n_train=4, n_retrieval=4, zeroshot_per_class=1)
     data = DataPaths(str(tmp_path / "d"), "webdataset", train_shards="shards/{000..002}.tar")
     with pytest.raises(DataError, match=r"3 of 3 shards are missing, first .*000.tar"):
-        open_image_cache(data, 32)
+        _built_cache(data, 32)
 
 
 @pytest.mark.parametrize(

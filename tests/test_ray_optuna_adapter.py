@@ -3,10 +3,10 @@
 A real ``OptunaSearch`` (no cluster needed) over the demo space's ``clip:adamw`` cell suggests
 two trials. Proven here: ``OptunaSearch._ot_trials`` still maps each Ray trial id to the
 ``optuna.trial.Trial`` that ``suggest`` asked for (same number and params as in the study),
-that trial's public ``study`` is the searcher's study, and ``save``/``restore`` into a fresh
-searcher keeps the mapping, so a resumed sweep can still tell the trials asked before. An
-upgrade that renames or removes the private name fails here with a message naming the Ray
-and Optuna versions.
+that trial's public ``study`` is the searcher's study, ``save``/``restore`` into a fresh
+searcher keeps the mapping, and ``OptunaSearch._ot_study`` is the study a map rebuilt on
+resume is told through. An upgrade that renames or removes a private name fails here with a
+message naming the Ray and Optuna versions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ray
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import SearchSpace
-from study.ray_optuna_adapter import asked_trial
+from study.ray_optuna_adapter import asked_study, asked_trial, set_asked_trials
 
 STUDY = "adapter"
 VERSIONS = f"ray {ray.__version__}, optuna {optuna.__version__}"
@@ -83,3 +83,17 @@ def test_asked_trials_survive_save_and_restore(tmp_path):
         12.5,
         {1: 12.5},
     )
+
+
+def test_a_rebuilt_map_is_what_the_searcher_reports_to():
+    """``asked_study`` is the study ``suggest`` asks from, and after ``set_asked_trials`` the
+    searcher's own ``on_trial_complete`` tells the trial of the rebuilt map."""
+    storage = optuna.storages.InMemoryStorage()
+    search = searcher(storage)
+    search.suggest("ray-a")
+    study = asked_study(search)
+    assert isinstance(study, optuna.Study) and study.study_name == STUDY, VERSIONS
+    set_asked_trials(search, {"ray-b": asked(search, "ray-a")})
+    search.on_trial_complete("ray-b", {"r_mean": 7.0})
+    (frozen,) = optuna.load_study(study_name=STUDY, storage=storage).trials
+    assert (frozen.state, frozen.value) == (optuna.trial.TrialState.COMPLETE, 7.0), VERSIONS

@@ -1,19 +1,26 @@
-"""A searcher restored from a snapshot older than its Optuna study (the driver was killed
-right after asking a trial) hands the lost trial out again, same number and parameters,
-instead of asking a new one; trials it knows keep RUNNING. Real Optuna SQLite storage, real
-``save``/``restore`` of the per-cell searcher. (End to end: tests/test_cluster_s3.py.)"""
+"""A sweep resumed after a kill -9 of its driver starts from two snapshots, Ray's (which
+trials exist) and the searcher's (which Optuna trial each runs), that may be from different
+moments: Ray uploads them to remote storage as separate files. Whichever is newer, every
+Optuna trial ends up with exactly one Ray trial: one Ray's snapshot lacks is handed out again
+(same number and parameters), one the searcher's snapshot lacks keeps its Ray trial, and no
+new trial is asked for either. Real Optuna SQLite storage, real ``save``/``restore`` of the
+per-cell searcher. (End to end: tests/test_cluster_s3.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 
-from study.optuna_bridge import TruthfulOptunaSearch
+from study.optuna_bridge import TruthfulOptunaSearch, requeue_lost_trials
 from study.per_cell import PerCellSearch
 
 CELL = "clip:adamw"
+RUN = "run"
+STUDY = "run/clip/adamw"
 
 
 def space(trial: optuna.Trial) -> dict:
@@ -27,40 +34,94 @@ def make_search(url: str) -> PerCellSearch:
         metric="r_mean",
         mode="max",
         storage=optuna.storages.RDBStorage(url),
-        study_name="run/clip/adamw",
+        study_name=STUDY,
         seed=0,
         max_epochs=2,
     )
     return PerCellSearch({CELL: searcher}, trials_per_cell=3, metric="r_mean", mode="max")
 
 
-def test_restored_searcher_requeues_the_trial_its_snapshot_missed(tmp_path: Path):
+@pytest.fixture
+def url(tmp_path: Path) -> str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    return f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def resume(url: str, snapshot: Path, ray_trial_ids: set[str]) -> PerCellSearch:
+    """As ``clipstudy sweep --resume`` does: requeue against Ray's snapshot, then restore."""
+    requeue_lost_trials(optuna.storages.RDBStorage(url), RUN, ray_trial_ids)
+    restored = make_search(url)
+    restored.restore(str(snapshot))
+    return restored
+
+
+def stored(url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=STUDY, storage=url).trials
+
+
+def test_a_trial_rays_snapshot_missed_is_handed_out_again(url: str, tmp_path: Path):
     search = make_search(url)
     known = search.suggest("ray-a")
     snapshot = tmp_path / "searcher.pkl"
     search.save(str(snapshot))
-    lost = search.suggest("ray-b")  # asked after the snapshot; then the driver is killed
+    lost = search.suggest("ray-b")  # asked after both snapshots; then the driver is killed
 
-    restored = make_search(url)
-    restored.restore(str(snapshot))
-    study = optuna.load_study(study_name="run/clip/adamw", storage=url)
-    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.WAITING]
+    restored = resume(url, snapshot, {"ray-a"})
+    assert [t.state for t in stored(url)] == [TrialState.RUNNING, TrialState.WAITING]
 
     again = restored.suggest("ray-c")
-    trials = optuna.load_study(study_name="run/clip/adamw", storage=url).trials
+    trials = stored(url)
     assert len(trials) == 2  # no new Optuna trial for the lost one
     assert again["lr"] == lost["lr"] != known["lr"]
     assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.RUNNING]
     assert [t.user_attrs["ray_trial_id"] for t in trials] == ["ray-a", "ray-c"]
 
 
-def test_a_trial_finished_after_the_snapshot_is_not_told_again_when_rerun(tmp_path: Path):
+def test_a_trial_only_the_searchers_snapshot_has_is_handed_out_again(url: str, tmp_path: Path):
+    """The searcher's snapshot reached storage, Ray's newer one did not: ray-b exists for
+    the searcher only, and its Optuna trial goes to a new Ray trial within the budget."""
+    search = make_search(url)
+    search.suggest("ray-a")
+    lost = search.suggest("ray-b")
+    snapshot = tmp_path / "searcher.pkl"
+    search.save(str(snapshot))
+
+    restored = resume(url, snapshot, {"ray-a"})
+    assert "ray-b" not in restored.cell_of_trial
+    assert restored.suggest("ray-c")["lr"] == lost["lr"]
+    restored.suggest("ray-d")
+    assert restored.suggest("ray-e") == Searcher.FINISHED
+    trials = stored(url)
+    assert [t.user_attrs["ray_trial_id"] for t in trials] == ["ray-a", "ray-c", "ray-d"]
+
+
+def test_a_trial_only_rays_snapshot_has_keeps_its_optuna_trial(url: str, tmp_path: Path):
+    """Ray's snapshot reached storage, the searcher's newer one did not: Ray reruns ray-b,
+    and its results go to the Optuna trial it was asked for (before the fix: KeyError)."""
+    search = make_search(url)
+    search.suggest("ray-a")
+    snapshot = tmp_path / "searcher.pkl"
+    search.save(str(snapshot))
+    search.suggest("ray-b")
+    search.on_trial_result("ray-b", {"epoch": 1, "r_mean": 30.0})
+
+    restored = resume(url, snapshot, {"ray-a", "ray-b"})
+    for epoch, value in ((1, 30.0), (2, 45.0)):  # the rerun from its start
+        restored.on_trial_result("ray-b", {"epoch": epoch, "r_mean": value})
+    restored.on_trial_complete("ray-b", {"epoch": 2, "r_mean": 45.0})
+    restored.suggest("ray-c")
+    assert restored.suggest("ray-d") == Searcher.FINISHED  # ray-b counts against the budget
+    trials = stored(url)
+    assert [t.user_attrs["ray_trial_id"] for t in trials] == ["ray-a", "ray-b", "ray-c"]
+    assert (trials[1].state, trials[1].intermediate_values) == (
+        TrialState.COMPLETE,
+        {1: 30.0, 2: 45.0},
+    )
+
+
+def test_a_trial_finished_after_the_snapshot_is_not_told_again_when_rerun(url: str, tmp_path: Path):
     """Ray reruns a trial its snapshot has RUNNING though Optuna already holds it COMPLETE:
     the rerun's results and completion leave the finished trial as it was (no error)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = make_search(url)
     search.suggest("ray-a")
     snapshot = tmp_path / "searcher.pkl"
@@ -69,12 +130,11 @@ def test_a_trial_finished_after_the_snapshot_is_not_told_again_when_rerun(tmp_pa
         search.on_trial_result("ray-a", {"epoch": epoch, "r_mean": value})
     search.on_trial_complete("ray-a", {"epoch": 2, "r_mean": 50.0})  # then the driver is killed
 
-    restored = make_search(url)
-    restored.restore(str(snapshot))
+    restored = resume(url, snapshot, {"ray-a"})
     for epoch, value in ((1, 41.0), (2, 51.0)):  # the rerun (values differ to tell them apart)
         restored.on_trial_result("ray-a", {"epoch": epoch, "r_mean": value})
     restored.on_trial_complete("ray-a", {"epoch": 2, "r_mean": 51.0})
-    (trial,) = optuna.load_study(study_name="run/clip/adamw", storage=url).trials
+    (trial,) = stored(url)
     assert (trial.state, trial.value, trial.intermediate_values) == (
         TrialState.COMPLETE,
         50.0,

@@ -223,21 +223,27 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
-def _interrupt(argv: list[str], ready) -> None:
-    """Run the ``clipstudy`` console script, send SIGINT once ``ready()``; it must exit 130."""
+def _interrupt(argv: list[str], ready, log: Path) -> None:
+    """Run the ``clipstudy`` console script, send SIGINT once ``ready()``; it must exit 130.
+    Its output goes to ``log``, whose tail a failure shows."""
     clipstudy = Path(sys.executable).with_name("clipstudy")
-    process = subprocess.Popen(
-        [str(clipstudy), *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(clipstudy), *argv],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
-        assert _wait_for(ready, timeout_s=240)
+        assert _wait_for(ready, timeout_s=240), f"not ready after 240 s:\n{_tail(log)}"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 130
+        assert process.wait(timeout=120) == 130, _tail(log)
     finally:
         process.kill()
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "".join(log.read_text(errors="replace").splitlines(keepends=True)[-lines:])
 
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")  # as Optuna's trials table spells them
@@ -262,7 +268,11 @@ def _finished_trials(run_dir: Path) -> int:
 def test_interrupted_sweep_resumes_without_loss_or_duplicates(tiny_dataset, tmp_path):
     config = write_config(tmp_path, tiny_dataset, name="resumable", trials_per_cell=2)
     run_dir = tmp_path / "runs" / "resumable"
-    _interrupt(["sweep", str(config)], ready=lambda: _finished_trials(run_dir) >= 1)
+    _interrupt(
+        ["sweep", str(config)],
+        ready=lambda: _finished_trials(run_dir) >= 1,
+        log=tmp_path / "sweep.log",
+    )
     assert _finished_trials(run_dir) < 4
 
     assert run(["sweep", str(run_dir), "--resume"]) == 0
@@ -310,7 +320,9 @@ def _confirm_results(run_dir: Path) -> int:
 def test_interrupted_confirmation_writes_nothing_and_resumes(swept, tmp_path, capsys):
     run_dir = _copy_run(swept[1], tmp_path)
     _interrupt(
-        ["confirm", str(run_dir), "--seeds", "2"], ready=lambda: _confirm_results(run_dir) >= 1
+        ["confirm", str(run_dir), "--seeds", "2"],
+        ready=lambda: _confirm_results(run_dir) >= 1,
+        log=tmp_path / "confirm.log",
     )
     assert not (run_dir / "confirm.parquet").exists()
     assert "--resume" in _confirm_error(["confirm", str(run_dir), "--seeds", "2"], capsys)

@@ -12,9 +12,9 @@ directory holds::
                classes and templates; the word-level vocabulary of every caption and prompt
 
 The driver builds it (:func:`prepare_image_cache`) before any trial starts; trials open it
-memory-mapped (:func:`open_image_cache`, which builds it only when it is missing, e.g. for a
-trial run on its own). A directory appears atomically (written under a temporary name, then
-renamed), so concurrent builders do not see half-written caches.
+memory-mapped (:func:`load_image_cache`; :mod:`trainables.trial_data` builds it first when it
+is missing, e.g. for a trial run on its own). A directory appears atomically (written under
+a temporary name, then renamed), so concurrent builders do not see half-written caches.
 
 Unreadable images: a train image that is missing or fails to decode is stored as zeros with
 readable = False (the trial skips and counts it); an unreadable evaluation image raises
@@ -271,12 +271,6 @@ def load_image_cache(directory: Path) -> ImageCache:
         ),
         vocabulary=meta["vocabulary"],
     )
-
-
-def open_image_cache(paths: DataPaths, image_size: int) -> ImageCache:
-    """The cache of ``paths`` at ``image_size``, built first if it is missing."""
-    directory, _ = prepare_image_cache(paths, image_size)
-    return load_image_cache(directory)
 
 
 def cache_entries(root: Path) -> list[tuple[Path, int]]:
