@@ -36,7 +36,10 @@ def asked_trials(searcher: OptunaSearch) -> dict[str, optuna.trial.Trial]:
 
 def asked_study(searcher: OptunaSearch) -> optuna.Study:
     """The study ``searcher`` asks its trials from and tells their results to."""
-    return searcher._ot_study
+    study = searcher._ot_study
+    if study is None:
+        raise RuntimeError("the OptunaSearch has no study yet: it was given no search space")
+    return study
 
 
 def set_asked_trials(searcher: OptunaSearch, trials: dict[str, optuna.trial.Trial]) -> None:
