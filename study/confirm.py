@@ -13,6 +13,7 @@ confirmation writes no table and continues with ``--resume``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig
 from study.data_cache import prepare_data, with_image_cache
+from study.epoch_log import EpochLog, TrialHistory, epoch_log_path, read_epoch_log
 from study.errors import UsageError
 from study.preflight import run_preflight
 from study.ray_session import (
@@ -34,7 +36,7 @@ from study.ray_session import (
     restored_tuner,
     start_ray,
 )
-from study.results import METRIC_COLUMNS, epoch_rows
+from study.results import METRIC_COLUMNS
 from study.storage import existing_storage_url, open_storage
 from study.studies import load_cell_studies
 
@@ -67,20 +69,17 @@ def _cell(params: dict) -> str:
     return f"{params['loss']}:{params['optimizer']}"
 
 
-def confirmation_table(results) -> pd.DataFrame:
-    """One row per (cell, seed, epoch) from a Ray ResultGrid of confirmation trials."""
+def confirmation_table(histories: Iterable[TrialHistory]) -> pd.DataFrame:
+    """One row per (cell, seed, epoch) from the confirmation's epoch log."""
     frames = []
-    for result in results:
-        history = result.metrics_dataframe
-        if history is None or history.empty:
-            continue
-        params = result.config["params"]
-        frame = epoch_rows(history)
+    for trial in histories:
+        params = trial.config["params"]
+        frame = trial.epochs.copy()
         frame.insert(0, "cell", _cell(params))
         frame.insert(1, "loss", params["loss"])
         frame.insert(2, "optimizer", params["optimizer"])
         frame.insert(3, "seed", params["seed"])
-        frame.insert(4, "trial_id", result.metrics.get("trial_id"))
+        frame.insert(4, "trial_id", trial.trial_id)
         frames.append(frame)
     if not frames:
         columns = ["cell", "loss", "optimizer", "seed", "trial_id", *METRIC_COLUMNS]
@@ -197,12 +196,18 @@ def run_confirmation(
     from study.trainable import train_confirmation
 
     runs = [{**params, "seed": seed} for params in plan.best.values() for seed in range(seeds)]
+    log = epoch_log_path(cfg.run_dir, EXPERIMENT)
     if resume and can_restore(cfg, EXPERIMENT):
         tuner = restored_tuner(cfg, EXPERIMENT, train_confirmation)
     else:
-        (cfg.run_dir / "confirm.parquet").unlink(missing_ok=True)  # never mixed with new runs
+        for stale in (cfg.run_dir / "confirm.parquet", log):  # never mixed with new runs
+            stale.unlink(missing_ok=True)
         tuner = new_tuner(
-            cfg, EXPERIMENT, train_confirmation, param_space={"params": tune.grid_search(runs)}
+            cfg,
+            EXPERIMENT,
+            train_confirmation,
+            param_space={"params": tune.grid_search(runs)},
+            callbacks=[EpochLog(log)],
         )
     record = {"configs": plan.best, "missing": plan.missing, "seeds": seeds, "failed": []}
     plan_file.write_text(json.dumps(record, indent=2))
@@ -211,7 +216,7 @@ def run_confirmation(
         return ConfirmOutcome(plan, None, [], interrupted=True)
     failed = failed_runs(results)
     plan_file.write_text(json.dumps({**record, "failed": failed}, indent=2))
-    table = confirmation_table(results)
+    table = confirmation_table(read_epoch_log(log))
     table.to_parquet(cfg.run_dir / "confirm.parquet", index=False)
     return ConfirmOutcome(plan, table, failed, interrupted=False)
 

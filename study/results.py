@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
@@ -12,27 +14,21 @@ from optuna.trial import TrialState
 from study.studies import all_trials
 from trainables.metric_names import EPOCH_METRICS, TIMINGS
 
+if TYPE_CHECKING:
+    from study.epoch_log import TrialHistory
+
 # the trial's per-epoch metrics and timings, and Ray's wall time per report
 METRIC_COLUMNS = [*EPOCH_METRICS, *TIMINGS, "time_this_iter_s"]
 
 
-def epoch_rows(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per epoch of a Ray trial's ``metrics_dataframe``, metric columns only.
-
-    A resumed trial restarts from the checkpoint Ray's experiment state names, which can be
-    older than the last row Ray wrote to the trial's progress file; the epochs after it are
-    then reported twice. Training resumes exactly (same metrics), so the last report is kept.
-    """
-    rows = history[[c for c in METRIC_COLUMNS if c in history.columns]]
-    return rows.drop_duplicates("epoch", keep="last").reset_index(drop=True)
-
-
-def trials_table(results, studies: dict[str, optuna.Study]) -> pd.DataFrame:
+def trials_table(
+    histories: Iterable[TrialHistory], studies: dict[str, optuna.Study]
+) -> pd.DataFrame:
     """One row per (trial, epoch): the trial's cell, Optuna number (within the cell's study)
     and state, its metrics and its params.
 
-    ``results`` is a Ray ``ResultGrid``; ``studies`` maps cell -> study; trials that reported
-    nothing have no rows.
+    ``histories`` are the sweep's epoch log (:func:`study.epoch_log.read_epoch_log`);
+    ``studies`` maps cell -> study.
     """
     by_ray_id = {
         t.user_attrs.get("ray_trial_id"): t
@@ -40,18 +36,14 @@ def trials_table(results, studies: dict[str, optuna.Study]) -> pd.DataFrame:
         for t in study.get_trials(deepcopy=False)
     }
     frames = []
-    for result in results:
-        history = result.metrics_dataframe
-        if history is None or history.empty:
-            continue
-        ray_id = result.metrics.get("trial_id")
-        ot_trial = by_ray_id.get(ray_id)
-        frame = epoch_rows(history)
-        frame.insert(0, "trial_id", ray_id)
-        frame.insert(1, "cell", result.config["cell"])
+    for trial in histories:
+        ot_trial = by_ray_id.get(trial.trial_id)
+        frame = trial.epochs.copy()
+        frame.insert(0, "trial_id", trial.trial_id)
+        frame.insert(1, "cell", trial.config["cell"])
         frame.insert(2, "number", ot_trial.number if ot_trial else -1)
         frame.insert(3, "state", ot_trial.state.name if ot_trial else "UNKNOWN")
-        for key, value in sorted(result.config.items()):
+        for key, value in sorted(trial.config.items()):
             if key != "cell":
                 frame[key] = value
         frames.append(frame)

@@ -19,6 +19,7 @@ import optuna
 from study.checks import check_data, check_local_resources, check_model
 from study.config import StudyConfig, to_toml
 from study.data_cache import prepare_data, with_image_cache
+from study.epoch_log import EpochLog, epoch_log_path, read_epoch_log
 from study.errors import UsageError
 from study.optuna_bridge import (
     FailureRecorder,
@@ -123,6 +124,7 @@ def _tuner(cfg: StudyConfig, resume: bool, storage: optuna.storages.BaseStorage)
         EXPERIMENT,
         train_clip,
         callbacks=[
+            EpochLog(epoch_log_path(cfg.run_dir, EXPERIMENT)),
             FailureRecorder(cfg.storage_url, cfg.study.name),
             ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
         ],
@@ -186,5 +188,6 @@ def run_sweep(
         for study in studies.values():
             reason = "no Ray trial finished this trial (the sweep was interrupted)"
             fail_orphans(storage, study, reason)
-    write_trials(trials_table(results, studies), cfg.run_dir / "trials.parquet")
+    histories = read_epoch_log(epoch_log_path(cfg.run_dir, EXPERIMENT))
+    write_trials(trials_table(histories, studies), cfg.run_dir / "trials.parquet")
     return SweepOutcome(cfg.run_dir, summarize(studies, cfg.cells), stopped)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from cli_helpers import (  # _no_ray: an autouse fixture, applied by importing i
     _no_ray,  # noqa: F401
     expect_usage_error,
 )
+from cluster_helpers import free_port
 
 
 @pytest.fixture
@@ -40,13 +40,6 @@ def copy_dataset(tiny_dataset: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(tiny_dataset, copy)
     return copy
-
-
-def free_port() -> int:
-    """A port nobody listens on (bound, then closed again)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def runs_dir_set(runs: Path) -> list[str]:

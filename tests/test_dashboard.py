@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cluster_helpers import free_port
 
 from study.cli import main
 from study.config import StudyConfig, load_config, to_toml
@@ -38,12 +39,6 @@ dir = "DATA_DIR"
 
 # (final value or None for a pruned trial, intermediate value per epoch)
 TRIALS = [(41.0, [20.0, 35.0, 41.0]), (None, [5.0]), (48.5, [25.0, 40.0, 48.5])]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_config(tmp_path: Path, data_dir: Path) -> StudyConfig:

@@ -156,12 +156,6 @@ def test_a_killed_sweep_of_two_worker_trials_resumes_every_rank(killed_and_resum
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ray Tune restores no result.json of a trial without a Tune checkpoint (a "
-    "data-parallel trial's checkpoints are Ray Train's), so trials.parquet loses the epochs "
-    "reported before the kill; Optuna keeps them",
-)
 def test_the_trials_table_keeps_the_epochs_before_the_kill(killed_and_resumed):
     run_dir, interrupted, one_process = killed_and_resumed
     rows = _rows_of(run_dir, interrupted)
