@@ -15,8 +15,10 @@ Part 2, the profile of the reuse-on sweep: Ray's start; the sweep driver's own w
 round-trips, ASHA, Tune's loggers and experiment checkpoints, the progress printer, the
 trials table); and, inside the trials' own time, what the trial reports about itself:
 setup before the first epoch (data loading, tokenizer, model: ``time_this_iter_s`` of epoch 1
-minus its train and eval times), per-epoch checkpoint plus report, training and evaluation; and
-the cost of starting an actor per trial (overhead per trial with reuse off minus on).
+minus its train and eval times), per-epoch checkpoint plus report, training and evaluation;
+the cost of starting an actor per trial (overhead per trial with reuse off minus on); and the
+slots' idle time (slots x wall minus the trials' run time) split by when it falls: before the
+first trial, at hand-overs between trials, in the tail, after the last trial ended.
 
 Part 3 runs trivial trials (no training: a few reports, checkpoints as a real trial) through the
 same harness at 48 and 200 trials and prints the overhead per trial, which must stay flat; and
@@ -47,6 +49,7 @@ from ray.tune.logger.logger import LoggerCallback
 import study.trainable
 from study import results, runner
 from study.config import load_config
+from study.epoch_log import epoch_log_path
 from study.per_cell import PerCellASHA, PerCellSearch
 from study.progress import ProgressPrinter
 from study.ray_session import start_ray
@@ -56,6 +59,12 @@ WORK_TIMES = ["time_data_s", "time_step_s", "time_eval_s"]  # a trial's own work
 
 # profile rows: label -> the driver functions whose cumulative time is the item
 DRIVER_ITEMS = {
+    "checks and image cache (before Ray Tune)": [
+        runner.check_model,
+        runner.check_data,
+        runner.check_local_resources,
+        runner.prepare_data,
+    ],
     "sweep set-up (cell studies, Tuner)": [runner._tuner],
     "dashboard note of the run": [runner._describe_run],
     "searcher: suggest (Optuna ask)": [PerCellSearch.suggest],
@@ -86,15 +95,43 @@ def sweep_config(data: Path, runs: Path, name: str, *, reuse: bool, tpc: int, ep
 
 
 def timed_sweep(cfg, profile: cProfile.Profile | None = None):
-    """(wall seconds, outcome) of ``run_sweep(cfg)``; progress lines are swallowed."""
+    """(wall seconds, outcome, (start, end) on ``time.time()``'s clock) of ``run_sweep(cfg)``;
+    progress lines are swallowed."""
     with contextlib.redirect_stdout(io.StringIO()):
-        start = time.perf_counter()
+        start, clock = time.perf_counter(), time.time()
         if profile:
             profile.enable()
         outcome = run_sweep(cfg)
         if profile:
             profile.disable()
-        return time.perf_counter() - start, outcome
+        return time.perf_counter() - start, outcome, (clock, time.time())
+
+
+def idle_slots(slots: int, run_dir: Path, span: tuple[float, float]) -> dict[str, float]:
+    """Idle slot-seconds of a sweep over ``span`` (slots x wall minus the time trials ran), by
+    when: before the first trial starts, while trials hand their slots over (first start to
+    last start), in the tail (after the last start: fewer trials left than slots) and after the
+    last trial ended (the driver's wrap-up). A trial runs from its first result's arrival minus
+    that result's ``time_this_iter_s`` to its last result's arrival (the driver's epoch log)."""
+    log = pd.read_json(epoch_log_path(run_dir, "sweep"), lines=True)
+    first, last = log.groupby("trial_id").first(), log.groupby("trial_id").last()
+    starts, ends = first["received_s"] - first["time_this_iter_s"], last["received_s"]
+    edges = {
+        "before the first trial": (span[0], starts.min()),
+        "handovers (first to last trial start)": (starts.min(), starts.max()),
+        "tail (after the last trial start)": (starts.max(), ends.max()),
+        "wrap-up (after the last trial end)": (ends.max(), span[1]),
+    }
+    return {
+        f"idle slot-s: {label}": _idle(slots, starts.tolist(), ends.tolist(), a, b)
+        for label, (a, b) in edges.items()
+    }
+
+
+def _idle(slots: int, starts: list[float], ends: list[float], a: float, b: float) -> float:
+    """The integral over [a, b] of slots minus the trials running (intervals starts..ends)."""
+    busy = sum(max(0.0, min(e, b) - max(s, a)) for s, e in zip(starts, ends, strict=True))
+    return slots * max(0.0, b - a) - busy
 
 
 def overhead_row(cfg, wall: float, table: pd.DataFrame, label: str) -> dict:
@@ -172,7 +209,7 @@ def growth_rows(data: Path, runs: Path) -> list[dict]:
         rows = []
         for tpc in (12, 50):
             cfg = sweep_config(data, runs, f"trivial-{tpc}", reuse=True, tpc=tpc, epochs=2)
-            wall, outcome = timed_sweep(cfg)
+            wall, outcome, _ = timed_sweep(cfg)
             table = pd.read_parquet(outcome.run_dir / "trials.parquet")
             rows.append(overhead_row(cfg, wall, table, "trivial trials"))
         return rows
@@ -230,7 +267,7 @@ def main() -> None:
                 tpc=args.trials_per_cell,
                 epochs=args.epochs,
             )
-            wall, outcome = timed_sweep(cfg, profile if reuse else None)
+            wall, outcome, span = timed_sweep(cfg, profile if reuse else None)
             table = pd.read_parquet(outcome.run_dir / "trials.parquet")
             rows.append(overhead_row(cfg, wall, table, f"demo, reuse_actors={reuse}"))
             if reuse:
@@ -240,6 +277,7 @@ def main() -> None:
                 items[f"wall - ideal ({slots} slots; ideal = trials' own time / slots)"] = (
                     wall - table["time_this_iter_s"].sum() / slots
                 )
+                items |= idle_slots(slots, outcome.run_dir, span)
         on, off = rows[0], rows[1]
         items["actor start per trial (reuse off - on, per trial)"] = (
             off["s/trial beyond trial"] - on["s/trial beyond trial"]
@@ -251,7 +289,7 @@ def main() -> None:
     print(pd.DataFrame(rows).to_string(**fmt))
     print("\nprofile of the reuse_actors=True sweep (seconds; driver items from cProfile):")
     print(pd.Series(items, name="s").to_frame().to_string(float_format=lambda v: f"{v:.2f}"))
-    print("\nthe searcher alone (default TPE, SQLite; suggest + 2 results + completion):")
+    print("\nthe searcher alone (default sampler, SQLite; suggest + 2 results + completion):")
     print(pd.DataFrame(searcher_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

@@ -5,15 +5,17 @@ Ray Tune's own history of a trial (``Result.metrics_dataframe``) starts again wh
 no Tune checkpoint is resumed, and a data-parallel trial's checkpoints are Ray Train's: after a
 kill -9 and ``--resume`` it lacks the epochs before the kill. This log, ``<experiment>_epochs
 .jsonl`` in the run directory, is one JSON line per result (Ray trial id, the trial's config,
-the metric columns), written and closed at once, so a kill loses at most the line being
-written (skipped when read). An epoch a resumed trial reports again appears twice; training
-resumes exactly, and :func:`read_epoch_log` keeps the last. The log's path is fixed when the
-experiment starts (Ray restores its callbacks as they were).
+the metric columns, and ``received_s``: the driver's ``time.time()`` when the result arrived,
+for timing studies such as benchmarks/sweep_overhead.py), written and closed at once, so a
+kill loses at most the line being written (skipped when read). An epoch a resumed trial reports
+again appears twice; training resumes exactly, and :func:`read_epoch_log` keeps the last. The
+log's path is fixed when the experiment starts (Ray restores its callbacks as they were).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,8 @@ class EpochLog(Callback):
         if "epoch" not in result:
             return
         metrics = {c: result[c] for c in METRIC_COLUMNS if c in result}
-        line = json.dumps({"trial_id": trial.trial_id, "config": trial.config, **metrics})
+        entry = {"trial_id": trial.trial_id, "config": trial.config, **metrics}
+        line = json.dumps({**entry, "received_s": time.time()})
         with self.path.open("a") as log:
             log.write(line + "\n")
 
@@ -55,15 +58,15 @@ class TrialHistory:
 
 def read_epoch_log(path: Path) -> list[TrialHistory]:
     """The trials of the log at ``path`` in order of their first result (none when it does not
-    exist), each epoch's last report only."""
+    exist), each epoch's last report only, metric columns only."""
     if not path.exists():
         return []
     lines: dict[str, list[dict]] = {}
     configs: dict[str, dict] = {}
     for line in _whole_lines(path.read_text().splitlines()):
-        trial_id = line.pop("trial_id")
-        configs[trial_id] = line.pop("config")
-        lines.setdefault(trial_id, []).append(line)
+        trial_id = line["trial_id"]
+        configs[trial_id] = line["config"]
+        lines.setdefault(trial_id, []).append({c: line[c] for c in METRIC_COLUMNS if c in line})
     return [
         TrialHistory(
             trial_id,

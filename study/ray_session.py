@@ -21,6 +21,7 @@ from study.config import StudyConfig
 from study.errors import UsageError
 from study.ray_env import configure_ray_env
 from study.storage import location_exists
+from study.train_placement import ReleasePlacementGroups
 
 TrainFunction = Callable[..., None]  # (config, base[, workers]) -> None
 DRIVER_MEMORY = 256 * 2**20  # bytes Ray reserves for the driver of a data-parallel trial
@@ -142,9 +143,12 @@ def new_tuner(
     Data-parallel trials never reuse actors: Tune hands a finished trial's actor on only if its
     thread ends within 2 s (``TUNE_FUNCTION_THREAD_TIMEOUT_S``), and a driver still shutting
     down its Train run can miss that on a busy machine, failing the next trial ("Trainable
-    runner reuse requires reset_config()"); their driver actors are cheap to start."""
+    runner reuse requires reset_config()"); their driver actors are cheap to start. Their Train
+    runs' placement groups are removed when the trials end (:mod:`study.train_placement`)."""
     from ray import tune
 
+    if cfg.resources.workers_per_trial > 1:
+        callbacks = [*(callbacks or []), ReleasePlacementGroups()]
     return tune.Tuner(
         ray_trainable(cfg, function),
         param_space=param_space,

@@ -20,6 +20,7 @@ from typing import Any
 
 from ray import tune
 
+from study.train_placement import PLACEMENT_GROUP_KEY, current_placement_group_id
 from trainables.config import TrialConfig
 from trainables.trial import EpochReporter, run_trial
 
@@ -108,10 +109,12 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     if cfg.torch_device().type == "cuda":
         torch.cuda.set_device(ray.train.torch.get_device())  # "cuda" = this worker's GPU
 
+    group = {PLACEMENT_GROUP_KEY: current_placement_group_id()}  # released when the trial ends
+
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         checkpoint = (
             None if checkpoint_dir is None else ray.train.Checkpoint.from_directory(checkpoint_dir)
         )
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report({**metrics, **group}, checkpoint=checkpoint)
 
     _run(cfg, report, ray.train.get_checkpoint())

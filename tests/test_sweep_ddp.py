@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -43,6 +44,7 @@ def test_a_sweep_of_two_worker_trials_matches_one_process(tiny_dataset, tmp_path
     config.write_text(text.replace('optimizer = "adamw"', 'cells = ["clip:adamw"]'))
     run_dir = tmp_path / "runs" / "ddp"
     assert run(["sweep", str(config)]) == 0
+    assert _placement_groups_left() == [], "a stopped trial's Train workers kept their CPUs"
 
     trials = trials_of(run_dir)
     assert len(trials) == 2
@@ -153,6 +155,18 @@ def test_a_killed_sweep_of_two_worker_trials_resumes_every_rank(killed_and_resum
     after = rows[rows["epoch"] > done]
     assert after["epoch"].tolist() == list(range(done + 1, MAX_EPOCHS + 1))
     assert after["train_loss"].tolist() == pytest.approx(one_process[done:], rel=1e-4)
+
+
+def _placement_groups_left(timeout_s: float = 10.0) -> list[str]:
+    """The placement groups of this process's Ray not removed within ``timeout_s``."""
+    from ray.util import placement_group_table
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [g for g, info in placement_group_table().items() if info["state"] != "REMOVED"]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 @pytest.mark.slow

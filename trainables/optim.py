@@ -36,7 +36,6 @@ from typing import Any
 import torch
 from adamp import SGDP, AdamP
 from lion_pytorch import Lion
-from timm.optim import Lamb
 from torch import nn
 
 from trainables.losses import ContrastiveLoss
@@ -147,6 +146,14 @@ def _projection_knobs(wd_ratio: float) -> dict[str, Knob]:
 SGD_MOMENTUM = "momentum coefficient of the velocity (the reference's course scripts: 0.9)"
 
 
+def _lamb(params: Iterable[dict], **kwargs: Any) -> torch.optim.Optimizer:
+    """``timm.optim.Lamb``, with timm imported on first use: importing it takes about 1.7 s,
+    which every trial process paid at start-up though most never train with LAMB."""
+    from timm.optim import Lamb
+
+    return Lamb(params, **kwargs)
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """An optimizer class, the knobs a trial may set and the arguments it always gets."""
@@ -184,7 +191,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         },
     ),
     "lamb": OptimizerSpec(
-        Lamb,
+        _lamb,
         _adam_knobs(eps=1e-6)
         | {"max_grad_norm": _positive(1.0, "the global gradient norm is clipped to this")},
     ),
