@@ -58,6 +58,7 @@ class PerCellSearch(Searcher):
         self.cell_of_trial: dict[str, str] = {}
         self.warm_start = warm_start
         self.transplanted: set[tuple[str, str, int]] = set()  # (cell, neighbour, number)
+        self.adopted = False  # whether the cells' trials were read from their studies
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         searchers = self.searchers.values()
@@ -66,6 +67,8 @@ class PerCellSearch(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
         # Ray's annotation says dict | None, but Searcher.FINISHED, a str, is the documented
         # way to say "no more trials"
+        if not getattr(self, "adopted", False):  # absent in older pickles
+            self._adopt_stored_trials()
         counts = Counter(self.cell_of_trial.values())
         open_cells = [cell for cell in self.searchers if counts[cell] < self.trials_per_cell]
         if not open_cells:
@@ -110,13 +113,20 @@ class PerCellSearch(Searcher):
                 )
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.searchers[self.cell_of_trial[trial_id]].on_trial_result(trial_id, result)
+        self.searchers[self._cell(trial_id)].on_trial_result(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        cell = self.cell_of_trial[trial_id]
-        self.searchers[cell].on_trial_complete(trial_id, result=result, error=error)
+        self.searchers[self._cell(trial_id)].on_trial_complete(trial_id, result=result, error=error)
+
+    def _cell(self, trial_id: str) -> str:
+        """The cell of a Ray trial; one this searcher has not seen (Ray restored it, but this
+        searcher was not: a kill left Ray's snapshot without the searcher's) is looked up in
+        the studies."""
+        if trial_id not in self.cell_of_trial:
+            self._adopt_stored_trials()
+        return self.cell_of_trial[trial_id]
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:
@@ -127,10 +137,17 @@ class PerCellSearch(Searcher):
         is newer than any snapshot (:meth:`TruthfulOptunaSearch.adopt_stored_trials`)."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        self._adopt_stored_trials()
+
+    def _adopt_stored_trials(self) -> None:
+        """Take every cell's trials from its study: which Ray trial runs which Optuna trial,
+        and so how much of the cell's budget is spent. Done on restore, and once by a searcher
+        that Ray did not restore (its first ``suggest`` in a new sweep reads empty studies)."""
         for cell, searcher in self.searchers.items():
             if isinstance(searcher, TruthfulOptunaSearch):
                 self.cell_of_trial = {t: c for t, c in self.cell_of_trial.items() if c != cell}
                 self.cell_of_trial.update(dict.fromkeys(searcher.adopt_stored_trials(), cell))
+        self.adopted = True
 
 
 class PerCellASHA(FIFOScheduler):

@@ -140,3 +140,21 @@ def test_a_trial_finished_after_the_snapshot_is_not_told_again_when_rerun(url: s
         50.0,
         {1: 40.0, 2: 50.0},
     )
+
+
+def test_a_searcher_ray_did_not_restore_takes_its_trials_from_the_study(url: str):
+    """A kill before the searcher's first snapshot reached storage: Ray restores its trials
+    and a searcher as built when the sweep started, which must learn the cell's trials from
+    the study before it suggests (or results of Ray's trials come)."""
+    search = make_search(url)
+    search.suggest("ray-a")
+    search.suggest("ray-b")
+
+    requeue_lost_trials(optuna.storages.RDBStorage(url), RUN, {"ray-a", "ray-b"})
+    fresh = make_search(url)  # Ray calls no restore: there is no searcher snapshot
+    fresh.on_trial_result("ray-b", {"epoch": 1, "r_mean": 12.0})
+    fresh.suggest("ray-c")
+    assert fresh.suggest("ray-d") == Searcher.FINISHED
+    trials = stored(url)
+    assert [t.user_attrs["ray_trial_id"] for t in trials] == ["ray-a", "ray-b", "ray-c"]
+    assert trials[1].intermediate_values == {1: 12.0}
