@@ -107,6 +107,10 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._reported_steps = {ray_id: set(t.intermediate_values) for ray_id, t in owned}
         return [ray_id for ray_id, _ in owned]
 
+    def has_finished(self, trial_id: str) -> bool:
+        """Whether this searcher has handled the end of Ray trial ``trial_id``."""
+        return trial_id in self._finished
+
     def _record(self, trial_id: str, result: dict) -> None:
         """Report ``result``'s metric at step ``epoch`` once."""
         epoch = int(result["epoch"])

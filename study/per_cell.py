@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from study.optuna_bridge import TruthfulOptunaSearch
@@ -120,6 +120,20 @@ class PerCellSearch(Searcher):
     ) -> None:
         self.searchers[self._cell(trial_id)].on_trial_complete(trial_id, result=result, error=error)
 
+    def unfinished_trials(self) -> set[str]:
+        """The Ray trials handed out (or taken from the studies) whose end this searcher has
+        not seen."""
+        if not getattr(self, "adopted", False):
+            self._adopt_stored_trials()
+        return {
+            trial_id
+            for trial_id, cell in self.cell_of_trial.items()
+            if not (
+                isinstance(searcher := self.searchers[cell], TruthfulOptunaSearch)
+                and searcher.has_finished(trial_id)
+            )
+        }
+
     def _cell(self, trial_id: str) -> str:
         """The cell of a Ray trial; one this searcher has not seen (Ray restored it, but this
         searcher was not: a kill left Ray's snapshot without the searcher's) is looked up in
@@ -148,6 +162,24 @@ class PerCellSearch(Searcher):
                 self.cell_of_trial = {t: c for t, c in self.cell_of_trial.items() if c != cell}
                 self.cell_of_trial.update(dict.fromkeys(searcher.adopt_stored_trials(), cell))
         self.adopted = True
+
+
+class PerCellConcurrencyLimiter(ConcurrencyLimiter):
+    """Ray's ``ConcurrencyLimiter`` over a :class:`PerCellSearch`, whose live trials are, at
+    every suggestion, only those the searcher has not seen end.
+
+    After a kill -9, the limiter's restored live trials can name a trial that Ray's own
+    snapshot does not hold, or holds finished (the two are uploaded as separate files): Ray
+    never ends it again, so it would hold a slot for ever, and with every slot so held the
+    resumed sweep waits with nothing running.
+    """
+
+    searcher: PerCellSearch
+
+    def suggest(self, trial_id: str) -> dict | None:
+        self.live_trials &= self.searcher.unfinished_trials()
+        self.num_unfinished_live_trials = len(self.live_trials)
+        return super().suggest(trial_id)
 
 
 class PerCellASHA(FIFOScheduler):

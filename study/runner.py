@@ -28,7 +28,7 @@ from study.optuna_bridge import (
     requeue_lost_trials,
     trial_dirname,
 )
-from study.per_cell import PerCellASHA, PerCellSearch
+from study.per_cell import PerCellASHA, PerCellConcurrencyLimiter, PerCellSearch
 from study.preflight import run_preflight
 from study.progress import ProgressPrinter
 from study.ray_session import (
@@ -128,7 +128,9 @@ def _tuner(cfg: StudyConfig, resume: bool, storage: optuna.storages.BaseStorage)
             FailureRecorder(cfg.storage_url, cfg.study.name),
             ProgressPrinter(cfg.study.metric, cfg.study.mode, cfg.scheduler.max_epochs),
         ],
-        search_alg=build_searcher(cfg, storage),
+        search_alg=PerCellConcurrencyLimiter(
+            build_searcher(cfg, storage), max_concurrent=cfg.resources.max_concurrent
+        ),
         scheduler=build_scheduler(cfg),
         num_samples=cfg.num_trials,
         trial_dirname_creator=trial_dirname,
