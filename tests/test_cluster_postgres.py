@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy
 from cluster_helpers import BIN, free_port, postgres_server
 from test_dashboard import STARTUP_TIMEOUT_S, get_json
-from test_sweep import CELLS, _interrupt, assert_truthful
+from test_sweep import CELLS, FINISHED_STATES, _interrupt, assert_truthful
 from test_sweep import write_config as write_sweep_config
 
 from study.cli import run
@@ -37,10 +37,17 @@ def _studies(url: str) -> dict[str, optuna.Study]:
 
 
 def _finished(url: str) -> int:
+    """Finished trials in the database, polled while the sweep may still be creating it: one
+    plain query ("not there yet" counts as 0). Not an ``RDBStorage``: opening one stamps
+    Optuna's version rows, which races the sweep's own stamping (UniqueViolation on
+    ``alembic_version``, and the sweep fails)."""
+    query = sqlalchemy.text(f"SELECT count(*) FROM trials WHERE state IN {FINISHED_STATES}")
     try:
-        return sum(t.state.is_finished() for s in _studies(url).values() for t in s.trials)
-    except (KeyError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
-        return 0  # the sweep has not created the tables or studies yet
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+    except sqlalchemy.exc.SQLAlchemyError:
+        return 0  # the sweep has not created the tables yet
 
 
 def _serve_dashboard(run_dir, tmp_path):
