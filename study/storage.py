@@ -21,11 +21,18 @@ temporary name and links it into place. Opening an ``RDBStorage`` on a file with
 version rows writes them, so a reader (the dashboard, a test polling the file) that opened a
 half-created file would write into it, fail itself (StorageInternalError), or make the sweep's
 own creation fail (``UNIQUE constraint failed: alembic_version.version_num``).
+
+A server database (PostgreSQL) has the same race, between any two processes that open it while
+it is new: the sweep and optuna-dashboard, or two sweeps of a team sharing it. The loser's
+``CREATE TABLE`` or version stamp fails on the winner's (an ``IntegrityError`` such as
+``alembic_version_pkc``, or a duplicate table); :func:`open_storage` then opens it again and
+finds the tables made.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import optuna
@@ -39,6 +46,7 @@ from study.errors import UsageError
 JOURNAL_PREFIX = "journal:"
 SQLITE_PREFIX = "sqlite:"
 SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another connection's lock
+CREATION_ATTEMPTS = 5  # opens of a new server database that another process is creating
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -49,7 +57,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """A storage instance for ``url`` (Ray's OptunaSearch needs an instance, not a URL)."""
     if url.startswith(JOURNAL_PREFIX):
         return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
-    return RDBStorage(url)
+    for attempt in range(1, CREATION_ATTEMPTS):
+        try:
+            return RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.1 * attempt)  # another process is creating it (module docstring)
+    return RDBStorage(url)  # an error now is the database's own, not a race
 
 
 def open_sweep_storage(url: str) -> optuna.storages.BaseStorage:

@@ -1,12 +1,14 @@
 """``[storage] optuna = "postgresql://..."`` against a real PostgreSQL server the test starts
 (Debian's binaries, a temp data dir, 127.0.0.1 on a free port): a sweep interrupted and
 resumed keeps every trial once in PostgreSQL (no ``optuna.db`` in the run directory), and
-``clipstudy dashboard`` serves those studies."""
+``clipstudy dashboard`` serves those studies; a storage opened while another process creates
+the database opens."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.error
 
@@ -15,11 +17,13 @@ import pandas as pd
 import pytest
 import sqlalchemy
 from cluster_helpers import BIN, free_port, postgres_server
+from sqlalchemy.pool import NullPool
 from test_dashboard import STARTUP_TIMEOUT_S, get_json
 from test_sweep import CELLS, FINISHED_STATES, _interrupt, assert_truthful
 from test_sweep import write_config as write_sweep_config
 
 from study.cli import run
+from study.storage import open_storage
 from study.studies import load_cell_studies
 
 NAME = "pg-resumable"
@@ -39,8 +43,8 @@ def _studies(url: str) -> dict[str, optuna.Study]:
 def _finished(url: str) -> int:
     """Finished trials in the database, polled while the sweep may still be creating it: one
     plain query ("not there yet" counts as 0). Not an ``RDBStorage``: opening one stamps
-    Optuna's version rows, which races the sweep's own stamping (UniqueViolation on
-    ``alembic_version``, and the sweep fails)."""
+    Optuna's version rows, which races the sweep's own stamping (the sweep's open survives it,
+    see the last test, but a poll should not write)."""
     query = sqlalchemy.text(f"SELECT count(*) FROM trials WHERE state IN {FINISHED_STATES}")
     try:
         engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
@@ -106,3 +110,62 @@ def test_interrupted_sweep_resumes_in_postgres_and_the_dashboard_reads_it(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _new_database(url: str, name: str) -> str:
+    """The URL of a new, empty database ``name`` on the server of ``url``."""
+    server = sqlalchemy.engine.make_url(url)
+    engine = sqlalchemy.create_engine(
+        server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def test_a_storage_opened_while_another_process_creates_it_opens(postgres_url):
+    """Opening Optuna's storage on a new database stamps its version; another process
+    stamping it at the same moment (here a connection holding the row uncommitted, as a
+    sweep creating the database does while the dashboard opens it) makes the open's INSERT
+    wait and then fail with UniqueViolation, unless the open tries again (study.storage)."""
+    url = _new_database(postgres_url, "creation_race")
+    optuna.storages.RDBStorage(url).engine.dispose()  # the tables, and their version
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    with engine.begin() as connection:
+        (revision,) = connection.exec_driver_sql("SELECT version_num FROM alembic_version").one()
+        connection.exec_driver_sql("DELETE FROM alembic_version")  # as before the first stamp
+    opened: list[object] = []
+    with engine.connect() as creator:
+        creator.exec_driver_sql("INSERT INTO alembic_version VALUES (%s)", (revision,))
+        opener = threading.Thread(target=lambda: opened.append(_open_or_error(url)))
+        opener.start()
+        _wait_for_a_lock_wait(engine, opener)
+        creator.commit()  # the other process's stamp lands; the waiting INSERT now conflicts
+    opener.join(timeout=30)
+    assert not opener.is_alive()
+    (storage,) = opened
+    assert isinstance(storage, optuna.storages.RDBStorage), storage
+    assert storage.get_all_studies() == []
+
+
+def _open_or_error(url: str) -> object:
+    try:
+        return open_storage(url)
+    except Exception as error:  # the test's assertion shows it
+        return error
+
+
+def _wait_for_a_lock_wait(
+    engine: sqlalchemy.Engine, opener: threading.Thread, timeout_s: float = 20.0
+) -> None:
+    """Until some connection of the server waits for a lock (the opener's INSERT). A new
+    connection per look: PostgreSQL keeps a transaction's view of pg_stat_activity."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with engine.connect() as connection:
+            if connection.exec_driver_sql(query).scalar_one():
+                return
+        assert opener.is_alive(), "the opener ended without waiting for the stamp's lock"
+        assert time.monotonic() < deadline, "the opener never waited for the stamp's lock"
+        time.sleep(0.05)
