@@ -42,6 +42,8 @@ budget (per seed, the smallest budget any method spent), paired by sweep seed, a
     python benchmarks/search_efficiency.py --small      # 1 cell, 1024 pairs, 4 epochs
     python benchmarks/search_efficiency.py --small --table T.json --methods random,tpe
                                                         # reuse the table saved in T.json
+    python benchmarks/search_efficiency.py --small --table H.json --first-trial-seed 3
+                                                        # a held-out table (trial seeds 3-5)
     python benchmarks/search_efficiency.py --small --table T.json --twin sogclr:adamw
         --methods random,random+warm,tpe,tpe+warm       # (one line) warm starts on a twin cell
     python benchmarks/search_efficiency.py              # 2 demo cells, default data, 6 epochs
@@ -106,6 +108,9 @@ class Settings:
     trials_per_cell: int
     seeds: int
     trial_seeds: int
+    first_trial_seed: int = (
+        0  # the table's trial seeds: first_trial_seed, first_trial_seed + 1, ...
+    )
 
 
 SMALL = Settings(("clip:adamw",), 1024, 128, 4, 2, 12, 30, 3)
@@ -230,7 +235,8 @@ def build_table(cfg: StudyConfig, settings: Settings, workers: int) -> Table:
                 params["gamma"] = SOGCLR_GAMMA
             for seed in range(settings.trial_seeds):
                 keys.append((cell, i, j, seed))
-                trials.append(replace(cfg.trial, seed=seed).with_params(params))
+                trial_seed = settings.first_trial_seed + seed
+                trials.append(replace(cfg.trial, seed=trial_seed).with_params(params))
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         curves = list(pool.map(learning_curve, trials))
     return Table(dict(zip(keys, curves, strict=True)), settings.trial_seeds)
@@ -308,6 +314,13 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true", help="also print the table's noise")
     parser.add_argument("--table", type=Path, help="JSON file: reuse the table saved there")
     parser.add_argument(
+        "--first-trial-seed",
+        type=int,
+        default=0,
+        help="train the table with trial seeds from this one (3: a table held out from the "
+        "default one, to check a method chosen on it)",
+    )
+    parser.add_argument(
         "--twin",
         help="add this cell (e.g. sogclr:adamw), replaying the first cell's curves "
         "with the next trial seed (for warm starts)",
@@ -318,6 +331,7 @@ def main() -> None:
     if args.cells:
         settings = replace(settings, cells=tuple(args.cells.split(",")))
     settings = replace(settings, grace_period=args.grace_period or settings.grace_period)
+    settings = replace(settings, first_trial_seed=args.first_trial_seed)
     seeds = range(settings.seeds)
     methods = args.methods.split(",")
     warnings.filterwarnings("ignore", message="Define-by-run function")  # GPSampler's ~1 s
@@ -374,7 +388,8 @@ def report(settings, references: dict, ledgers: dict, methods, seeds, seconds: f
     print(
         f"cells {', '.join(cells)}; {settings.n_train} train pairs, {settings.max_epochs} "
         f"epochs, ASHA grace {settings.grace_period}, {settings.trials_per_cell} trials per "
-        f"cell, {len(seeds)} sweep seeds, {settings.trial_seeds} trial seeds; grid "
+        f"cell, {len(seeds)} sweep seeds, {settings.trial_seeds} trial seeds from "
+        f"{settings.first_trial_seed}; grid "
         f"{len(LRS)} lr x {len(TEMPERATURES)} temperatures, {grid_epochs} trial-epochs; "
         f"{seconds:.0f} s"
     )
