@@ -10,14 +10,16 @@ two steps, as tabular HPO benchmarks (LCBench, Syne Tune's simulator) do:
 
 1. **Table** (real trials, ``trainables.trial.run_trial`` on a freshly synthesised built-in
    dataset): every point of a log grid over lr x temperature (weight_decay fixed), for
-   ``trial_seeds`` trial seeds, each trained to the full budget; its r_mean after every epoch.
+   ``trial_seeds`` trial seeds (from ``--first-trial-seed``, 0 by default), each trained to
+   the full budget; its r_mean after every epoch.
    ``--noise`` prints the noise figures above from it.
 2. **Sweeps** replayed against the table, driven by the harness's own pieces: the study file's
    per-cell searcher (:func:`study.runner.build_searcher`: one ``TruthfulOptunaSearch`` per
    cell with the ``[sampler]`` of the method) and per-cell ASHA
    (:func:`study.runner.build_scheduler`). A suggested config takes the learning curve of the
-   nearest grid point (in log lr, log temperature); sweep seed k sees the curves of trial seed
-   k mod ``trial_seeds`` (as in the harness, one fixed trial seed per sweep). ``max_concurrent``
+   nearest grid point (in log lr, log temperature); sweep seed k sees the curves of the
+   table's (k mod ``trial_seeds``)-th trial seed (as in the harness, one fixed trial seed per
+   sweep). ``max_concurrent``
    trials are in flight: a new trial is suggested whenever one finishes, while the other is
    still RUNNING in its Optuna study (what ``constant_liar`` sees).
 
@@ -150,12 +152,16 @@ class Table:
 
     @classmethod
     def load(cls, path: Path, settings: Settings) -> Table | None:
-        """The table saved at ``path`` for the same settings (sweep seeds and ASHA aside)."""
+        """The table saved at ``path`` (None when there is no file yet); SystemExit when it
+        was saved for other settings (sweep seeds and ASHA aside), rather than overwrite it."""
         if not path.is_file():
             return None
         saved = json.loads(path.read_text())
         if saved["settings"] != repr(table_settings(settings)):
-            return None
+            raise SystemExit(
+                f"{path} holds a table for {saved['settings']}, not for "
+                f"{table_settings(settings)}; pass another --table file"
+            )
         curves = {(c, i, j, s): tuple(curve) for c, i, j, s, curve in saved["curves"]}
         return cls(curves, settings.trial_seeds)
 
@@ -388,8 +394,8 @@ def report(settings, references: dict, ledgers: dict, methods, seeds, seconds: f
     print(
         f"cells {', '.join(cells)}; {settings.n_train} train pairs, {settings.max_epochs} "
         f"epochs, ASHA grace {settings.grace_period}, {settings.trials_per_cell} trials per "
-        f"cell, {len(seeds)} sweep seeds, {settings.trial_seeds} trial seeds from "
-        f"{settings.first_trial_seed}; grid "
+        f"cell, {len(seeds)} sweep seeds, trial seeds {settings.first_trial_seed}–"
+        f"{settings.first_trial_seed + settings.trial_seeds - 1}; grid "
         f"{len(LRS)} lr x {len(TEMPERATURES)} temperatures, {grid_epochs} trial-epochs; "
         f"{seconds:.0f} s"
     )

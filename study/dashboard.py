@@ -9,7 +9,7 @@ import optuna
 
 from study.config import load_config
 from study.errors import UsageError
-from study.storage import JOURNAL_PREFIX, existing_storage_url, open_storage
+from study.storage import JOURNAL_PREFIX, existing_storage_url, open_storage, rdb_storage
 
 
 def storage_url_of(run_dir: Path) -> str:
@@ -28,9 +28,7 @@ def open_dashboard_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         if url.startswith(JOURNAL_PREFIX):
             return open_storage(url)
-        return optuna.storages.RDBStorage(
-            url, skip_compatibility_check=True, skip_table_creation=True
-        )
+        return rdb_storage(url, skip_compatibility_check=True, skip_table_creation=True)
     except Exception as exc:  # sqlalchemy, driver and journal errors alike
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"cannot open the Optuna storage {url}: {first_line}") from None

@@ -23,10 +23,11 @@ half-created file would write into it, fail itself (StorageInternalError), or ma
 own creation fail (``UNIQUE constraint failed: alembic_version.version_num``).
 
 A server database (PostgreSQL) has the same race, between any two processes that open it while
-it is new: the sweep and optuna-dashboard, or two sweeps of a team sharing it. The loser's
-``CREATE TABLE`` or version stamp fails on the winner's (an ``IntegrityError`` such as
-``alembic_version_pkc``, or a duplicate table); :func:`open_storage` then opens it again and
-finds the tables made.
+it is new: the sweep and ``clipstudy dashboard``, or two sweeps of a team sharing it. The
+loser's ``CREATE TABLE`` or version stamp fails on the winner's: an ``IntegrityError``
+(``alembic_version_pkc``, or a type created twice) or a ``ProgrammingError`` (a table created
+twice). :func:`rdb_storage`, through which clipstudy opens every SQLAlchemy URL, then opens it
+again and finds the tables made.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pyarrow.fs
@@ -57,12 +59,19 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """A storage instance for ``url`` (Ray's OptunaSearch needs an instance, not a URL)."""
     if url.startswith(JOURNAL_PREFIX):
         return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
+    return rdb_storage(url)
+
+
+def rdb_storage(url: str, **options: Any) -> RDBStorage:
+    """``RDBStorage(url, **options)``, opened again (up to :data:`CREATION_ATTEMPTS` times)
+    while another process is creating the database's tables or version stamp (module
+    docstring); the last attempt raises whatever the database says."""
     for attempt in range(1, CREATION_ATTEMPTS):
         try:
-            return RDBStorage(url)
+            return RDBStorage(url, **options)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            time.sleep(0.1 * attempt)  # another process is creating it (module docstring)
-    return RDBStorage(url)  # an error now is the database's own, not a race
+            time.sleep(0.1 * attempt)
+    return RDBStorage(url, **options)
 
 
 def open_sweep_storage(url: str) -> optuna.storages.BaseStorage:

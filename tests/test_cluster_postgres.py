@@ -23,6 +23,7 @@ from test_sweep import CELLS, FINISHED_STATES, _interrupt, assert_truthful
 from test_sweep import write_config as write_sweep_config
 
 from study.cli import run
+from study.dashboard import open_dashboard_storage
 from study.storage import open_storage
 from study.studies import load_cell_studies
 
@@ -123,12 +124,13 @@ def _new_database(url: str, name: str) -> str:
     return server.set(database=name).render_as_string(hide_password=False)
 
 
-def test_a_storage_opened_while_another_process_creates_it_opens(postgres_url):
+@pytest.mark.parametrize("opener", [open_storage, open_dashboard_storage])
+def test_a_storage_opened_while_another_process_creates_it_opens(postgres_url, opener):
     """Opening Optuna's storage on a new database stamps its version; another process
     stamping it at the same moment (here a connection holding the row uncommitted, as a
     sweep creating the database does while the dashboard opens it) makes the open's INSERT
     wait and then fail with UniqueViolation, unless the open tries again (study.storage)."""
-    url = _new_database(postgres_url, "creation_race")
+    url = _new_database(postgres_url, f"creation_race_{opener.__name__}")
     optuna.storages.RDBStorage(url).engine.dispose()  # the tables, and their version
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     with engine.begin() as connection:
@@ -137,35 +139,43 @@ def test_a_storage_opened_while_another_process_creates_it_opens(postgres_url):
     opened: list[object] = []
     with engine.connect() as creator:
         creator.exec_driver_sql("INSERT INTO alembic_version VALUES (%s)", (revision,))
-        opener = threading.Thread(target=lambda: opened.append(_open_or_error(url)))
-        opener.start()
-        _wait_for_a_lock_wait(engine, opener)
+        thread = threading.Thread(
+            target=lambda: opened.append(_open_or_error(opener, url)), daemon=True
+        )
+        thread.start()
+        _wait_for_the_stamp_to_wait(engine, thread)
         creator.commit()  # the other process's stamp lands; the waiting INSERT now conflicts
-    opener.join(timeout=30)
-    assert not opener.is_alive()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
     (storage,) = opened
     assert isinstance(storage, optuna.storages.RDBStorage), storage
-    assert storage.get_all_studies() == []
-
-
-def _open_or_error(url: str) -> object:
     try:
-        return open_storage(url)
+        assert storage.get_all_studies() == []
+    finally:
+        storage.engine.dispose()
+
+
+def _open_or_error(opener, url: str) -> object:
+    try:
+        return opener(url)
     except Exception as error:  # the test's assertion shows it
         return error
 
 
-def _wait_for_a_lock_wait(
-    engine: sqlalchemy.Engine, opener: threading.Thread, timeout_s: float = 20.0
+def _wait_for_the_stamp_to_wait(
+    engine: sqlalchemy.Engine, thread: threading.Thread, timeout_s: float = 20.0
 ) -> None:
-    """Until some connection of the server waits for a lock (the opener's INSERT). A new
-    connection per look: PostgreSQL keeps a transaction's view of pg_stat_activity."""
-    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    """Until the opener's version stamp (an INSERT into alembic_version) waits for a lock. A
+    new connection per look: PostgreSQL keeps a transaction's view of pg_stat_activity."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'INSERT INTO alembic_version%%'"
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         with engine.connect() as connection:
             if connection.exec_driver_sql(query).scalar_one():
                 return
-        assert opener.is_alive(), "the opener ended without waiting for the stamp's lock"
+        assert thread.is_alive(), "the opener ended without waiting for the stamp's lock"
         assert time.monotonic() < deadline, "the opener never waited for the stamp's lock"
         time.sleep(0.05)
