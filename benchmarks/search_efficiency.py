@@ -19,9 +19,9 @@ two steps, as tabular HPO benchmarks (LCBench, Syne Tune's simulator) do:
    (:func:`study.runner.build_scheduler`). A suggested config takes the learning curve of the
    nearest grid point (in log lr, log temperature); sweep seed k sees the curves of the
    table's (k mod ``trial_seeds``)-th trial seed (as in the harness, one fixed trial seed per
-   sweep). ``max_concurrent``
-   trials are in flight: a new trial is suggested whenever one finishes, while the other is
-   still RUNNING in its Optuna study (what ``constant_liar`` sees).
+   sweep). ``max_concurrent`` trials are in flight: a new trial is suggested whenever one
+   finishes, while the other is still RUNNING in its Optuna study (what ``constant_liar``
+   sees).
 
 A sweep's result is its best full-budget trial by the value it saw, scored by that config's
 **mean over all trial seeds** (what a confirmation run would find), so a sampler gains nothing
@@ -110,9 +110,8 @@ class Settings:
     trials_per_cell: int
     seeds: int
     trial_seeds: int
-    first_trial_seed: int = (
-        0  # the table's trial seeds: first_trial_seed, first_trial_seed + 1, ...
-    )
+    # the table trains trial seeds first_trial_seed, first_trial_seed + 1, ...
+    first_trial_seed: int = 0
 
 
 SMALL = Settings(("clip:adamw",), 1024, 128, 4, 2, 12, 30, 3)
