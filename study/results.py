@@ -28,7 +28,10 @@ def trials_table(
     and state, its metrics and its params.
 
     ``histories`` are the sweep's epoch log (:func:`study.epoch_log.read_epoch_log`);
-    ``studies`` maps cell -> study.
+    ``studies`` maps cell -> study. A Ray trial that no Optuna trial names is left out: one a
+    kill lost before Ray's snapshot held it, whose Optuna trial ``--resume`` asked again
+    under a new Ray trial (:func:`study.optuna_bridge.requeue_lost_trials`); its epochs
+    before the kill were never part of the study.
     """
     by_ray_id = {
         t.user_attrs.get("ray_trial_id"): t
@@ -38,11 +41,13 @@ def trials_table(
     frames = []
     for trial in histories:
         ot_trial = by_ray_id.get(trial.trial_id)
+        if ot_trial is None:
+            continue
         frame = trial.epochs.copy()
         frame.insert(0, "trial_id", trial.trial_id)
         frame.insert(1, "cell", trial.config["cell"])
-        frame.insert(2, "number", ot_trial.number if ot_trial else -1)
-        frame.insert(3, "state", ot_trial.state.name if ot_trial else "UNKNOWN")
+        frame.insert(2, "number", ot_trial.number)
+        frame.insert(3, "state", ot_trial.state.name)
         for key, value in sorted(trial.config.items()):
             if key != "cell":
                 frame[key] = value
