@@ -67,8 +67,7 @@ class PerCellSearch(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
         # Ray's annotation says dict | None, but Searcher.FINISHED, a str, is the documented
         # way to say "no more trials"
-        if not getattr(self, "adopted", False):  # absent in older pickles
-            self._adopt_stored_trials()
+        self._adopt_stored_trials_once()
         counts = Counter(self.cell_of_trial.values())
         open_cells = [cell for cell in self.searchers if counts[cell] < self.trials_per_cell]
         if not open_cells:
@@ -123,8 +122,7 @@ class PerCellSearch(Searcher):
     def unfinished_trials(self) -> set[str]:
         """The Ray trials handed out (or taken from the studies) whose end this searcher has
         not seen."""
-        if not getattr(self, "adopted", False):
-            self._adopt_stored_trials()
+        self._adopt_stored_trials_once()
         return {
             trial_id
             for trial_id, cell in self.cell_of_trial.items()
@@ -152,6 +150,10 @@ class PerCellSearch(Searcher):
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
         self._adopt_stored_trials()
+
+    def _adopt_stored_trials_once(self) -> None:
+        if not getattr(self, "adopted", False):  # absent in older pickles
+            self._adopt_stored_trials()
 
     def _adopt_stored_trials(self) -> None:
         """Take every cell's trials from its study: which Ray trial runs which Optuna trial,
