@@ -48,7 +48,7 @@ def _finished(url: str) -> int:
     see the last test, but a poll should not write)."""
     query = sqlalchemy.text(f"SELECT count(*) FROM trials WHERE state IN {FINISHED_STATES}")
     try:
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
         with engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
     except sqlalchemy.exc.SQLAlchemyError:
