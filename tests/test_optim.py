@@ -38,14 +38,15 @@ def test_parameter_groups_split_matrices_from_biases_and_norms():
     names = dict(model.named_parameters())
     group_of = {name: ("decay" if id(p) in decay_ids else "no_decay") for name, p in names.items()}
     biases = [n for n in names if n.endswith(".bias")]
-    layer_norms = [n for n in names if "LayerNorm.weight" in n]
+    layer_norms = [n for n in names if "norm" in n.split(".")[-2] and n.endswith(".weight")]
     batch_norms = [f"image_encoder.features.{i}.1.weight" for i in range(4)]
     matrices = [
         "image_encoder.features.0.0.weight",  # conv kernel (4-D)
         "image_encoder.projection.weight",
         "text_encoder.projection.weight",
-        "text_encoder.bert.embeddings.word_embeddings.weight",
-        "text_encoder.bert.embeddings.position_embeddings.weight",
+        "text_encoder.bert.word_embeddings.weight",
+        "text_encoder.bert.position_embeddings.weight",
+        "text_encoder.bert.encoder.layers.0.self_attn.in_proj_weight",
     ]
     assert biases and layer_norms and set(batch_norms) <= set(names)
     for name in biases + layer_norms + batch_norms:
