@@ -10,8 +10,9 @@ beyond the trial ((wall - ideal) x concurrency / trials); and the same against t
 alone (train + eval, without their set-up and checkpoints), the issue's "beyond the trial's own
 work". Goal at 2 concurrent trials: wall <= 1.15 x ideal and <= 0.2 s per trial beyond.
 
-Part 2, the profile of the reuse-on sweep: Ray's start; the sweep driver's own work, from
-``cProfile`` of the driver (set-up of the cell studies, the searchers' Optuna storage
+Part 2, the profile of the reuse-on sweep: Ray's start; what a trial actor imports when it
+starts (timed in a fresh process before the sweeps, on idle cores); the sweep driver's own
+work, from ``cProfile`` of the driver (set-up of the cell studies, the searchers' Optuna storage
 round-trips, ASHA, Tune's loggers and experiment checkpoints, the progress printer, the
 trials table); and, inside the trials' own time, what the trial reports about itself:
 setup before the first epoch (data loading, tokenizer, model: ``time_this_iter_s`` of epoch 1
@@ -37,6 +38,8 @@ import cProfile
 import io
 import os
 import pstats
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +80,22 @@ DRIVER_ITEMS = {
     "progress printer": [ProgressPrinter.on_trial_result, ProgressPrinter.on_trial_complete],
     "trials table (after fit)": [results.trials_table],
 }
+
+
+# what a trial actor imports once Ray's worker runs: the trainable's mixin, Ray's function
+# trainable, the trainable itself (with torch and the trial's modules)
+ACTOR_IMPORTS = "study.checkpoint_restore, ray.tune.trainable.function_trainable, study.trainable"
+
+
+def actor_import_s() -> float:
+    """Seconds a fresh process takes to import :data:`ACTOR_IMPORTS` after ``ray``, as a
+    trial actor does when it starts (run on otherwise idle cores)."""
+    code = (
+        f"import time, ray; start = time.perf_counter(); import {ACTOR_IMPORTS}; "
+        "print(time.perf_counter() - start)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return float(result.stdout)
 
 
 def sweep_config(data: Path, runs: Path, name: str, *, reuse: bool, tpc: int, epochs: int):
@@ -254,6 +273,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = synthesise(Path(tmp) / "synth")
         runs = Path(tmp) / "runs"
+        actor_imports = actor_import_s()
         start = time.perf_counter()
         start_ray(None)
         ray_start = time.perf_counter() - start
@@ -271,7 +291,11 @@ def main() -> None:
             table = pd.read_parquet(outcome.run_dir / "trials.parquet")
             rows.append(overhead_row(cfg, wall, table, f"demo, reuse_actors={reuse}"))
             if reuse:
-                items = {"Ray start (once per sweep)": ray_start, **driver_profile(profile)}
+                items = {
+                    "Ray start (once per sweep)": ray_start,
+                    "a trial actor's imports (fresh process, idle cores)": actor_imports,
+                    **driver_profile(profile),
+                }
                 items |= trial_profile(table)
                 slots = cfg.resources.max_concurrent
                 items[f"wall - ideal ({slots} slots; ideal = trials' own time / slots)"] = (
